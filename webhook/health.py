@@ -1,0 +1,41 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from webhook.database import get_db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[str, int, dict[str, str]]:
+    return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _reachable(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1.5).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    settings = current_app.config["SETTINGS"]
+    checks: dict[str, bool] = {}
+    try:
+        get_db().execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:  # any driver error means "not ready", never a 500
+        checks["database"] = False
+    checks["rasa"] = _reachable(settings.rasa_url + "/")
+    action_base = settings.action_server_url.rsplit("/webhook", 1)[0]
+    checks["action_server"] = _reachable(action_base + "/health")
+    ready = all(checks.values())
+    return jsonify(ready=ready, checks=checks), (200 if ready else 503)
