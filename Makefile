@@ -6,14 +6,17 @@ FLASK := .venv/bin/flask --app webhook
 export PORT ?= 5000
 export RASA_URL ?= http://127.0.0.1:5005
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
+# Locally WeChat's servers are out of reach: the simulator stands in for them unless you point elsewhere.
+export WECHAT_SIM_PORT ?= 5099
+export WECHAT_API_BASE ?= http://127.0.0.1:$(WECHAT_SIM_PORT)/
 
-.PHONY: help setup run test test-unit test-integration chat train lint db-upgrade seed nlu-report clean
+.PHONY: help setup run test chat train lint db-upgrade seed staff nlu-report clean
 
 help:
 	@echo "make run    - set up and start Zhanyou (Rasa, actions, webhook, broadcast worker)"
 	@echo "make test   - set up and run every test (integration tests use a real trained model)"
 	@echo "make chat   - talk to the running webhook as a WeChat user would"
-	@echo "make train | lint | db-upgrade | seed | nlu-report | clean"
+	@echo "make train | lint | db-upgrade | seed | staff | nlu-report | clean"
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +26,9 @@ db-upgrade: setup
 
 seed: db-upgrade
 	@$(FLASK) seed
+
+staff: db-upgrade
+	@$(FLASK) staff create
 
 train: setup
 	@bash scripts/train.sh >/dev/null
