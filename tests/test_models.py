@@ -113,3 +113,44 @@ def test_one_open_certificate_application_per_veteran(session_factory):
         session.scalars(select(CertificateApplication)).one().status = CertificateStatus.REJECTED
     with session_factory.begin() as session:
         session.add(CertificateApplication(veteran_id=veteran_id))
+
+
+@pytest.mark.postgres
+def test_concurrent_bookings_of_one_slot_on_postgresql_leave_exactly_one(pg_url):
+    import threading
+
+    from bureau.db import get_session_factory
+
+    factory = get_session_factory(pg_url)
+    with factory.begin() as session:
+        counselor = Counselor(name="陈老兵", specialties=["心理疏导"])
+        slot = CounselingSlot(
+            counselor=counselor, starts_at=dt.datetime(2030, 2, 1, 1), ends_at=dt.datetime(2030, 2, 1, 2)
+        )
+        session.add_all([counselor, slot])
+        session.flush()
+        slot_id = slot.id
+
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def book(n: int) -> None:
+        barrier.wait()
+        try:
+            with factory.begin() as session:
+                session.add(Booking(slot_id=slot_id, openid=f"o-racer-{n}"))
+            result = "won"
+        except IntegrityError:
+            result = "lost"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=book, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["lost"] * 19 + ["won"]
+    with factory() as session:
+        assert len(session.scalars(select(Booking).where(Booking.slot_id == slot_id)).all()) == 1
