@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
+from bureau import metrics
 from webhook.database import get_db
 
 bp = Blueprint("health", __name__)
@@ -39,3 +40,9 @@ def readyz() -> Any:
     checks["action_server"] = _reachable(action_base + "/health")
     ready = all(checks.values())
     return jsonify(ready=ready, checks=checks), (200 if ready else 503)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
