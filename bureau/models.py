@@ -484,6 +484,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "openid", name="uq_delivery_campaign_openid"),
         Index("ix_deliveries_claim", "campaign_id", "status"),
+        Index("ix_deliveries_status_claimed", "status", "claimed_at"),  # broadcast: lease sweep
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -497,6 +498,12 @@ class Delivery(Base):
     wechat_msgid: Mapped[str | None] = mapped_column(String(40), index=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Broadcast (migration 0002): who holds the claim, when the request went out (set before the HTTP
+    # call, so a row left `sending` with attempt_at set has an unknown outcome), retry backoff, outcome time.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ProcessedMessage(Base):
