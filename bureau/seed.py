@@ -324,7 +324,7 @@ def demo_people(data: dict[str, Any] | None = None, as_of: dt.date = ROSTER_AS_O
     townships, township_weights = zip(*data["township_weights"].items(), strict=True)
     categories, category_weights = zip(*data["category_weights"].items(), strict=True)
     used: set[str] = set()
-    people = []
+    people: list[DemoPerson] = []
     while len(people) < VETERAN_COUNT:
         category = rng.choices(categories, category_weights)[0]
         birth_from, birth_to, male_share = _BIRTH_AND_SEX[category]
