@@ -79,7 +79,7 @@ def load_data(name: str) -> dict[str, Any]:
 def seed_demo_data(session: Session, force: bool = False, now: dt.datetime | None = None) -> str:
     """Load the demo data unless the database already has veterans or stations (or `force`).
 
-    With `force`, rows that already exist (same station name, counselor name, job title and employer,
+    With `force`, rows that already exist (same station name, demo counselor name, job title and employer,
     merchant name, policy slug, veteran ID number, counselor and start time of a slot) are left as they
     are, so a forced run never duplicates and never overwrites staff edits; it does add fresh slots.
     Returns a one-line Chinese + English summary.
@@ -163,7 +163,8 @@ def slot_days(today: dt.date, days_ahead: int) -> list[dt.date]:
 
 
 def _seed_counselors(session: Session, data: dict[str, Any], today: dt.date, result: SeedResult) -> None:
-    existing = {c.name: c for c in session.scalars(select(Counselor))}
+    # Only demo counselors are reused: a real counselor who shares a name must not get demo slots.
+    existing = {c.name: c for c in session.scalars(select(Counselor).where(Counselor.is_demo.is_(True)))}
     days = slot_days(today, data["days_ahead"])
     length = dt.timedelta(minutes=data["slot_minutes"])
     planned: list[tuple[Counselor, dict[str, Any]]] = []

@@ -111,6 +111,40 @@ def test_force_never_duplicates_keeps_staff_edits_and_adds_fresh_slots(session_f
         assert "没有新增" in seed_demo_data(session, force=True, now=a_week_later)
 
 
+def test_force_beside_real_data_leaves_the_real_rows_alone(session_factory):
+    twin = demo_people()[0]
+    with session_factory.begin() as session:
+        session.add(
+            ServiceStation(
+                name="富溪镇退役军人服务站", level="township", township="富溪镇", address="真实地址"
+            )
+        )
+        session.add(Counselor(name="袁国平", specialties=["谈心"], is_demo=False))
+        real = Veteran(name="真实的人", category="退役士兵")
+        real.set_id_number(twin.id_number)
+        session.add(real)
+    with session_factory.begin() as session:
+        seed_demo_data(session, force=True, now=ORDINARY_MONDAY)
+    with session_factory() as session:
+        stations = session.scalars(
+            select(ServiceStation).where(ServiceStation.name == "富溪镇退役军人服务站")
+        ).all()
+        assert [s.address for s in stations] == ["真实地址"]
+        real_counselor = session.scalars(select(Counselor).where(Counselor.is_demo.is_(False))).one()
+        assert (
+            session.scalars(
+                select(CounselingSlot).where(CounselingSlot.counselor_id == real_counselor.id)
+            ).all()
+            == []
+        )
+        assert session.scalar(select(func.count()).select_from(Counselor)) == 13
+        assert session.scalar(select(func.count()).select_from(Veteran)) == 300
+        stored = session.scalars(
+            select(Veteran).where(Veteran.id_number_hash == secrets_box.lookup_hash(twin.id_number))
+        ).one()
+        assert stored.name == "真实的人" and not stored.is_demo
+
+
 def test_the_roster_is_reproducible(session_factory, seeded):
     people = demo_people()
     assert people == demo_people()
