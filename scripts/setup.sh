@@ -32,18 +32,21 @@ make_venv() {  # make_venv DIR STAMP_NAME INSTALL_COMMAND...
   local py; py=$(find_python310)
   echo "==> setting up $dir with $py (first time takes a few minutes)"
   [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.0" 2>&1 | grep -v '^WARNING: Location' || true
+  pip_quiet "$dir" --upgrade "pip==24.0"
   "$@"
   echo "$want" > "$stamp"
 }
 
-pip_quiet() {  # pip_quiet VENV ARGS...: pip's index warnings hide real errors, so filter them
+pip_quiet() {  # pip_quiet VENV ARGS...: quiet on success, the whole log (less index noise) on failure
   local dir=$1; shift
-  set +o pipefail
-  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location'
-  local status=${PIPESTATUS[0]}
-  set -o pipefail
-  return "$status"
+  local log; log=$(mktemp)
+  if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1; then
+    grep -v '^WARNING: Location' "$log" >&2 || true
+    rm -f "$log"
+    echo "pip install into $dir failed (see above)" >&2
+    return 1
+  fi
+  rm -f "$log"
 }
 
 install_app() {
