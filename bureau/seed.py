@@ -244,9 +244,9 @@ def _seed_jobs(
                 salary_min=salary_min,
                 salary_max=salary_max,
                 requirements=row["requirements"],
-                description=row["description"] + DEMO_MARK,
-                contact=row["contact"] + DEMO_MARK,
-                address=row["address"] + DEMO_MARK,
+                description=row["description"],
+                contact=row["contact"] + DEMO_MARK,  # the employer name already says 示例
+                address=row["address"],
                 latitude=latitude,
                 longitude=longitude,
                 valid_until=today + dt.timedelta(days=row["valid_days"]),
