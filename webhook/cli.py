@@ -6,6 +6,7 @@ import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from bureau.settings import PROJECT_ROOT
 
@@ -20,6 +21,7 @@ def alembic_config(url: str) -> Config:
 
 
 @click.command("db-upgrade")
+@with_appcontext
 def db_upgrade_command() -> None:
     """Migrate the database to the newest schema."""
     command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), "head")
@@ -27,6 +29,7 @@ def db_upgrade_command() -> None:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--force", is_flag=True, help="Add demo data even when the database already has some.")
 def seed_command(force: bool) -> None:
     """Load the clearly-marked demo data of Zherong County (only into an empty database)."""
@@ -41,3 +44,4 @@ def seed_command(force: bool) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_upgrade_command)
     app.cli.add_command(seed_command)
+    __import__("webhook.admin.cli", fromlist=["init_app"]).init_app(app)
