@@ -42,4 +42,8 @@ def notify_user(
     session.flush()
     session.add(Delivery(campaign_id=campaign.id, openid=openid, status=DeliveryStatus.PENDING))
     session.flush()
+    # Broadcast: queue the sending once the caller commits (never inside its transaction).
+    from bureau.broadcast.hooks import enqueue_after_commit
+
+    enqueue_after_commit(session, campaign.id)
     return campaign

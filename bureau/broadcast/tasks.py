@@ -1,0 +1,191 @@
+"""Celery tasks of the broadcast: send a campaign, sweep the ledger, trigger booking reminders.
+
+Tasks are short (at most `BROADCAST_TASK_SECONDS`) and hand over to a fresh task when there is more to
+do, so pause/cancel, new notifications and extra workers all take effect within seconds. Nothing a task
+knows is needed after it ends: the ledger holds all state, so a task lost with a killed worker or a
+restarted broker costs only time — the sweep queues the campaign again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+
+from bureau.broadcast import ledger
+from bureau.broadcast.celery_app import app
+from bureau.broadcast.config import get_config
+from bureau.broadcast.ratelimit import RateLimiter, make_limiter
+from bureau.broadcast.sender import BroadcastClient, Broadcaster, make_client
+from bureau.db import dispose_all, get_session_factory
+from bureau.settings import get_settings
+
+logger = logging.getLogger("zhanyou.broadcast")
+
+_state_lock = threading.Lock()
+_limiter: dict[str, RateLimiter | None] = {}
+_client: dict[str, BroadcastClient] = {}
+_stop = threading.Event()  # set on warm shutdown: running sends stop and give their claims back
+
+
+def _shared() -> tuple[RateLimiter | None, BroadcastClient]:
+    settings = get_settings()
+    config = get_config()
+    key = f"{settings.database_url}|{settings.redis_url}|{config.rate}|{settings.wechat_api_base}"
+    with _state_lock:
+        if key not in _limiter:
+            _limiter[key] = make_limiter(
+                config.rate, settings.redis_url, get_session_factory(), config.redis_prefix
+            )
+            _client[key] = make_client(config.threads)
+        return _limiter[key], _client[key]
+
+
+def make_broadcaster() -> Broadcaster:
+    """A Broadcaster with this process's shared limiter and WeChat client."""
+    limiter, client = _shared()
+    return Broadcaster(get_session_factory(), get_config(), limiter, client)
+
+
+def reset_state() -> None:
+    """Forget cached limiter/client (tests, after fork)."""
+    with _state_lock:
+        _limiter.clear()
+        _client.clear()
+    _stop.clear()
+
+
+@app.task(name="bureau.broadcast.tasks.run_campaign")
+def run_campaign(campaign_id: int | None = None) -> dict[str, Any]:
+    """Send due deliveries of `campaign_id` (None: of any campaign) for up to BROADCAST_TASK_SECONDS."""
+    config = get_config()
+    stats = make_broadcaster().run(campaign_id, budget_seconds=config.task_seconds, stop=_stop)
+    factory = get_session_factory()
+    with factory.begin() as session:
+        finished = ledger.finish_campaigns(session)
+    if stats.stopped_by_budget and not _stop.is_set():
+        run_campaign.apply_async((campaign_id,))
+    elif not _stop.is_set():
+        with factory.begin() as session:
+            due_in = ledger.next_due_in(session, campaign_id)
+        if due_in is not None and due_in < 60:  # later ones are found by the sweep
+            run_campaign.apply_async((campaign_id,), countdown=due_in + 0.2)
+    summary = {
+        "campaign": campaign_id,
+        "claimed": stats.claimed,
+        "seconds": round(stats.seconds, 2),
+        "outcomes": dict(stats.outcomes),
+        "finished": finished,
+    }
+    logger.info("event=broadcast_run %s", summary)
+    return summary
+
+
+def kick(campaign_id: int, lanes: int | None = None) -> None:
+    """Queue `lanes` tasks for a campaign (several workers can then share it)."""
+    for _ in range(max(1, lanes or get_config().lanes)):
+        run_campaign.apply_async((campaign_id,), retry=False)
+
+
+def _dead_local_owners(owners: list[str]) -> list[str]:
+    """Claim owners on this host whose process is gone (a SIGKILLed worker): no need to wait for the lease."""
+    host = socket.gethostname()[:30]
+    dead = []
+    for owner in owners:
+        parts = owner.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            pass
+    return dead
+
+
+def sweep_once() -> dict[str, Any]:
+    """Recover dead workers' claims, close finished campaigns, and return idle campaigns that have work."""
+    config = get_config()
+    factory = get_session_factory()
+    with factory.begin() as session:
+        dead = _dead_local_owners(ledger.claim_owners(session))
+        released, reconciled = ledger.expire_claims(
+            session, config.lease_seconds, config.template_grace_seconds, owners=dead
+        )
+    with factory.begin() as session:
+        r2, c2 = ledger.expire_claims(session, config.lease_seconds, config.template_grace_seconds)
+    with factory.begin() as session:
+        finished = ledger.finish_campaigns(session)
+    with factory.begin() as session:
+        idle = ledger.idle_campaigns_with_due_work(session, idle_seconds=max(config.sweep_seconds, 5.0))
+    return {
+        "released": released + r2,
+        "reconciled": reconciled + c2,
+        "finished": finished,
+        "idle": idle,
+        "dead_workers": dead,
+    }
+
+
+@app.task(name="bureau.broadcast.tasks.sweep")
+def sweep() -> dict[str, Any]:
+    """Periodic (beat): the safety net that makes every campaign finish whatever was lost on the way."""
+    result = sweep_once()
+    for campaign_id in result["idle"]:
+        run_campaign.apply_async((campaign_id,))
+    if any(result[k] for k in ("released", "reconciled", "finished", "idle")):
+        logger.info("event=broadcast_sweep %s", result)
+    return result
+
+
+@app.task(name="bureau.broadcast.tasks.booking_reminders")
+def booking_reminders() -> int:
+    """Periodic (beat): record due counseling reminders; they are sent through the ledger like any notice."""
+    from bureau.services.counseling import send_booking_reminders
+
+    with get_session_factory().begin() as session:
+        return int(send_booking_reminders(session) or 0)
+
+
+def run_inline(campaign_id: int | None = None, max_seconds: float = 3600.0) -> None:
+    """The in-process worker (BROADCAST_EAGER=1): send a campaign to the end in this thread."""
+    import time
+
+    deadline = time.monotonic() + max_seconds
+    factory = get_session_factory()
+    while time.monotonic() < deadline:
+        stats = make_broadcaster().run(campaign_id, budget_seconds=get_config().task_seconds)
+        with factory.begin() as session:
+            ledger.finish_campaigns(session)
+            due_in = ledger.next_due_in(session, campaign_id)
+        if stats.stopped_by_budget:
+            continue
+        if due_in is None:
+            return
+        time.sleep(min(due_in + 0.2, max(0.0, deadline - time.monotonic())))
+
+
+@worker_ready.connect
+def _on_worker_ready(**_kwargs: Any) -> None:
+    # Resume at once after a restart: recover what a killed predecessor left and queue waiting work.
+    try:
+        sweep.apply_async()
+    except Exception:
+        logger.warning("event=broadcast_startup_sweep_failed", exc_info=True)
+
+
+@worker_process_init.connect
+def _on_process_init(**_kwargs: Any) -> None:
+    # A forked pool process must not share the parent's database connections or HTTP pools.
+    dispose_all()
+    reset_state()
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_kwargs: Any) -> None:
+    _stop.set()
