@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webhook import gateway
 
     app.register_blueprint(gateway.bp)
+    app.register_blueprint(__import__("webhook.admin", fromlist=["bp"]).bp)
 
     from webhook import cli
 
