@@ -1,0 +1,374 @@
+"""The gateway's logic, independent of Flask: one inbound push in, one passive answer out, on time.
+
+`Gateway.handle(inbound)` answers within the reply budget: Rasa's answer rendered as a passive reply,
+or — when Rasa is slower — an empty Outcome (the view replies `success`) while the turn keeps running
+in the thread pool and delivers its answer through the customer-service API when it comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bureau import idcard
+from bureau.models import CaseStatus, Delivery, DeliveryStatus, HandoffTicket, MessageLog
+from bureau.services import users
+from bureau.wechat.client import WeChatApiError, WeChatClient
+from webhook.gateway import texts
+from webhook.gateway.logs import log_event
+from webhook.gateway.nearby import nearby_answer
+from webhook.gateway.rasa_client import RasaLike, RasaUnavailable
+from webhook.gateway.render import Outcome, choices_block, render, resolve_choice, split_utf8
+from webhook.gateway.state import PendingChoices, RateLimiter
+
+CRISIS_HOTLINE = "12356"
+MAX_OPENID = 64
+
+
+class BadPush(ValueError):
+    """A push whose fields make no sense (missing sender, unknown shape)."""
+
+
+@dataclass
+class Inbound:
+    """One decoded push."""
+
+    fields: dict[str, Any]
+
+    def _str(self, name: str) -> str:
+        value = self.fields.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    @property
+    def openid(self) -> str:
+        return self._str("FromUserName")
+
+    @property
+    def account(self) -> str:
+        return self._str("ToUserName")
+
+    @property
+    def msg_type(self) -> str:
+        return self._str("MsgType").lower()
+
+    @property
+    def event(self) -> str:
+        return self._str("Event")
+
+    @property
+    def create_time(self) -> str:
+        return self._str("CreateTime")
+
+    @property
+    def dedupe_key(self) -> str:
+        msg_id = self._str("MsgId")
+        if msg_id:
+            return f"msg:{msg_id}"[:128]
+        key = f"ev:{self.openid}:{self.create_time}:{self.event.lower()}"
+        if self._str("MsgID"):  # TEMPLATESENDJOBFINISH carries the template message's id
+            key += ":" + self._str("MsgID")
+        return key[:128]
+
+    def validate(self, query_openid: str | None) -> None:
+        """Refuse pushes without a plausible sender or type (BadPush)."""
+        if not self.openid or len(self.openid) > MAX_OPENID or not self.msg_type:
+            raise BadPush("missing FromUserName or MsgType")
+        if not self.create_time.isdigit():
+            raise BadPush("bad CreateTime")
+        if query_openid and query_openid != self.openid:
+            raise BadPush("openid parameter does not match FromUserName")
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Turn:
+    """One conversation turn running in the pool; `lock` decides between "on time" and "late"."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.late = False
+        self.outcome = Outcome()
+
+
+class Gateway:
+    """Handles decoded pushes (see the module docstring). Thread-safe; one per app."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker,
+        rasa: RasaLike,
+        wechat: Callable[[], WeChatClient],
+        choices: PendingChoices,
+        limiter: RateLimiter,
+        pool: ThreadPoolExecutor,
+        budget: float,
+        service_phone: str,
+        rasa_timeout: float = 60.0,
+        followup_delay: float = 1.0,
+    ) -> None:
+        self.factory = session_factory
+        self.rasa = rasa
+        self.wechat = wechat
+        self.choices = choices
+        self.limiter = limiter
+        self.pool = pool
+        self.budget = budget
+        self.rasa_timeout = rasa_timeout
+        self.followup_delay = followup_delay
+        self.apology = texts.APOLOGY.format(phone=service_phone)
+        self.error_reply = texts.ERROR_REPLY.format(phone=service_phone)
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, inbound: Inbound) -> Outcome:
+        """The answer to one push (an empty Outcome means `success`: nothing to show now)."""
+        kind = inbound.msg_type
+        try:
+            if kind == "text":
+                return self.handle_text(inbound, inbound._str("Content"), "text")
+            if kind == "voice":
+                recognition = inbound._str("Recognition").rstrip("。")
+                if not recognition:
+                    self._log_in(inbound.openid, "voice", "（语音，未识别）")
+                    return Outcome(text=texts.VOICE_UNCLEAR)
+                return self.handle_text(inbound, recognition, "voice")
+            if kind == "location":
+                return self.handle_location(inbound)
+            if kind == "event":
+                return self.handle_event(inbound)
+            self._log_in(inbound.openid, kind[:20], f"（{kind}）")
+            return Outcome(text=texts.MEDIA_REPLY)
+        except Exception:
+            logging.getLogger("zhanyou.gateway").exception("event=handler_error type=%s", kind)
+            return Outcome(text=self.error_reply)
+
+    def handle_text(self, inbound: Inbound, text: str, msg_type: str) -> Outcome:
+        openid = inbound.openid
+        if not text.strip():
+            self._log_in(openid, msg_type, "")
+            return Outcome(text=texts.EMPTY_TEXT)
+        from bureau.safety import looks_like_crisis  # lazily: bureau.safety is another feature's module
+
+        crisis = looks_like_crisis(text)
+        log_id = self._log_in(openid, msg_type, text)
+        if not crisis and not self.limiter.allow(openid):
+            log_event("rate_limited", openid)
+            return Outcome(text=texts.RATE_LIMITED)
+        message = resolve_choice(text, self.choices.get(openid))
+        return self.converse(openid, message, user_text=text, crisis=crisis, log_id=log_id)
+
+    def handle_location(self, inbound: Inbound) -> Outcome:
+        openid = inbound.openid
+        lat, lng = _float(inbound.fields.get("Location_X")), _float(inbound.fields.get("Location_Y"))
+        label = inbound._str("Label")
+        self._log_in(openid, "location", label or "（位置）")
+        if lat is None or lng is None:
+            return Outcome(text="没能识别您发的位置，请重新发送一次位置。")
+        with self.factory.begin() as session:
+            users.set_last_location(session, openid, lat, lng)
+            answer = nearby_answer(session, lat, lng)
+        return Outcome(text=split_utf8(answer)[0])
+
+    def handle_event(self, inbound: Inbound) -> Outcome:
+        openid = inbound.openid
+        event = inbound.event.lower()
+        key = inbound._str("EventKey")
+        log_event("wechat_event", openid, wechat_event=event)
+        if event == "subscribe":
+            scene = key[len("qrscene_") :] if key.startswith("qrscene_") else None
+            with self.factory.begin() as session:
+                users.record_subscribe(session, openid, scene)
+            self.choices.remember(openid, texts.MAIN_MENU_CHOICES)
+            return Outcome(
+                text=texts.WELCOME + "\n" + choices_block(texts.MAIN_MENU_CHOICES, header="我可以帮您：")
+            )
+        if event == "unsubscribe":
+            with self.factory.begin() as session:
+                users.forget_user(session, openid)
+            self.choices.clear(openid)
+            return Outcome()
+        if event == "scan":
+            with self.factory.begin() as session:
+                users.touch_user(session, openid)
+            return Outcome(text=texts.WELCOME_BACK)
+        if event == "click":
+            from webhook.gateway.menu import payload_for_key
+
+            with self.factory.begin() as session:
+                users.touch_user(session, openid)
+            return self.converse(openid, payload_for_key(key), user_text=None, crisis=False, log_id=None)
+        if event == "location":
+            lat, lng = _float(inbound.fields.get("Latitude")), _float(inbound.fields.get("Longitude"))
+            if lat is not None and lng is not None:
+                with self.factory.begin() as session:
+                    users.set_last_location(session, openid, lat, lng)
+            return Outcome()
+        if event == "templatesendjobfinish":
+            self._record_template_result(inbound._str("MsgID"), inbound._str("Status"))
+            return Outcome()
+        return Outcome()  # VIEW, MASSSENDJOBFINISH and events we do not act on
+
+    # ------------------------------------------------------------ the Rasa turn and its deadline
+
+    def converse(
+        self, openid: str, message: str, *, user_text: str | None, crisis: bool, log_id: int | None
+    ) -> Outcome:
+        """Ask Rasa; answer within the budget, or return empty and deliver the answer later."""
+        turn = _Turn()
+        started = time.monotonic()
+        self.pool.submit(self._run_turn, turn, openid, message, user_text, crisis, log_id)
+        turn.done.wait(self.budget)
+        with turn.lock:
+            if turn.done.is_set():
+                log_event("reply", openid, ms=int((time.monotonic() - started) * 1000))
+                return turn.outcome
+            turn.late = True
+        log_event("reply_late", openid, budget=self.budget)
+        if crisis and user_text is not None:
+            # A person in crisis must not wait for a slow assistant: the hotline goes out now.
+            self._raise_crisis(openid, user_text)
+            from bureau.safety import CRISIS_REPLY
+
+            return Outcome(text=CRISIS_REPLY)
+        return Outcome()
+
+    def _run_turn(
+        self, turn: _Turn, openid: str, message: str, user_text: str | None, crisis: bool, log_id: int | None
+    ) -> None:
+        unavailable = False
+        try:
+            responses = self.rasa.send(openid, message, timeout=self.rasa_timeout)
+            outcome = render(responses)
+            self.choices.remember(openid, outcome.choices)
+        except RasaUnavailable as exc:
+            log_event("rasa_unavailable", openid, logging.WARNING, reason=exc.reason)
+            outcome, unavailable = Outcome(text=self.apology), True
+        except Exception:
+            logging.getLogger("zhanyou.gateway").exception("event=turn_error")
+            outcome, unavailable = Outcome(text=self.apology), True
+        if unavailable and user_text is not None:
+            self._keep_for_staff(openid, user_text, log_id)
+        needs_net = crisis and CRISIS_HOTLINE not in "\n".join(outcome.all_texts())
+        if needs_net and user_text is not None and not turn.late:
+            self._raise_crisis(openid, user_text)  # recorded before the answer goes out
+        with turn.lock:
+            late = turn.late
+            if not late and needs_net:
+                from bureau.safety import CRISIS_REPLY
+
+                outcome = Outcome(
+                    text=CRISIS_REPLY + "\n\n" + outcome.text,
+                    followups=outcome.followups,
+                    choices=outcome.choices,
+                )
+            turn.outcome = outcome
+            turn.done.set()
+        if late:
+            self.deliver(openid, outcome, delay=0.0, in_pool=False)
+
+    # ------------------------------------------------------------ customer-service delivery
+
+    def deliver(self, openid: str, outcome: Outcome, delay: float = 0.0, in_pool: bool = True) -> None:
+        """Send an answer through the customer-service API (≤ 5 messages), in the pool by default."""
+        if in_pool:
+            self.pool.submit(self.deliver, openid, outcome, delay, False)
+            return
+        if delay:
+            time.sleep(delay)
+        messages: list[tuple[str, Any]] = []
+        if outcome.article:
+            messages.append(("news", outcome.article))
+        for text in outcome.all_texts():
+            messages.extend(("text", piece) for piece in split_utf8(text))
+        client = self.wechat()
+        for kind, content in messages[:5]:
+            try:
+                if kind == "news":
+                    client.send_news(openid, content)
+                else:
+                    client.send_text(openid, content)
+                log_event("cs_sent", openid, kind=kind)
+            except WeChatApiError as err:
+                log_event("cs_send_failed", openid, logging.WARNING, errcode=err.errcode, kind=err.kind)
+                if err.kind != "retryable":
+                    return
+            except Exception:
+                logging.getLogger("zhanyou.gateway").exception("event=cs_send_error")
+                return
+
+    def send_followups(self, openid: str, followups: list[str]) -> None:
+        """The rest of a long passive answer, a moment after it so they arrive in order."""
+        if followups:
+            self.deliver(
+                openid, Outcome(text=followups[0], followups=followups[1:]), delay=self.followup_delay
+            )
+
+    # ------------------------------------------------------------ records
+
+    def _log_in(self, openid: str, msg_type: str, text: str) -> int:
+        """Touch the user (48-hour window) and keep what they wrote, ID numbers masked."""
+        with self.factory.begin() as session:
+            users.touch_user(session, openid)
+            row = MessageLog(
+                openid=openid, direction="in", msg_type=msg_type, content=idcard.redact(text)[:4000]
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def _keep_for_staff(self, openid: str, text: str, log_id: int | None) -> None:
+        with self.factory.begin() as session:
+            if log_id is not None:
+                session.execute(update(MessageLog).where(MessageLog.id == log_id).values(unanswered=True))
+            session.add(
+                HandoffTicket(
+                    openid=openid,
+                    message=idcard.redact(text)[:4000],
+                    reason="bot_unavailable",
+                    status=CaseStatus.OPEN,
+                )
+            )
+
+    def _raise_crisis(self, openid: str, text: str) -> None:
+        from bureau.safety import raise_crisis_alert
+
+        try:
+            with self.factory.begin() as session:
+                raise_crisis_alert(session, openid, text, source="keyword")
+            log_event("crisis_alert", openid, logging.WARNING)
+        except Exception:
+            logging.getLogger("zhanyou.gateway").exception("event=crisis_alert_failed")
+
+    def _record_template_result(self, msgid: str, status: str) -> None:
+        """TEMPLATESENDJOBFINISH: a template message's final fate goes into the broadcast ledger."""
+        if not msgid:
+            return
+        with self.factory.begin() as session:
+            delivery = _delivery_by_msgid(session, msgid)
+            if delivery is None:
+                return
+            if status != "success":
+                delivery.status = DeliveryStatus.FAILED
+                delivery.reason = ("用户拒收" if "block" in status else "微信发送失败") + f"（{status}）"[:60]
+            else:
+                delivery.reason = None if delivery.status == DeliveryStatus.SENT else delivery.reason
+        log_event("template_result", status=status)
+
+
+def _delivery_by_msgid(session: Session, msgid: str) -> Delivery | None:
+    return session.scalars(select(Delivery).where(Delivery.wechat_msgid == msgid).limit(1)).first()

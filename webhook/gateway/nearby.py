@@ -1,0 +1,60 @@
+"""The answer to a location message: the nearest service stations and open jobs, by distance."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bureau.geo import haversine_km, valid_point
+from bureau.models import ServiceStation
+from bureau.services.jobs import jobs_near, salary_text
+
+
+def nearest_stations(
+    session: Session, lat: float, lng: float, limit: int = 3
+) -> list[tuple[ServiceStation, float]]:
+    """Service stations with coordinates, nearest first, with their distance in km."""
+    if not valid_point(lat, lng):
+        return []
+    stations = session.scalars(
+        select(ServiceStation).where(
+            ServiceStation.latitude.is_not(None), ServiceStation.longitude.is_not(None)
+        )
+    )
+    ranked = [
+        (s, haversine_km(lat, lng, s.latitude, s.longitude))
+        for s in stations
+        if s.latitude is not None and s.longitude is not None
+    ]
+    ranked.sort(key=lambda pair: (pair[1], pair[0].id))
+    return ranked[:limit]
+
+
+def _km(distance: float) -> str:
+    return f"约{distance * 1000:.0f}米" if distance < 1 else f"约{distance:.1f}公里"
+
+
+def nearby_answer(session: Session, lat: float, lng: float) -> str:
+    """A short text listing the nearest stations and jobs (or saying none were found)."""
+    if not valid_point(lat, lng):
+        return "没能识别您发的位置，请重新发送一次位置。"
+    lines: list[str] = []
+    stations = nearest_stations(session, lat, lng)
+    if stations:
+        lines.append("离您最近的退役军人服务站：")
+        for number, (station, distance) in enumerate(stations, start=1):
+            lines.append(f"{number}. {station.name}（{_km(distance)}）")
+            details = "  地址：" + station.address
+            if station.phone:
+                details += f"，电话：{station.phone}"
+            lines.append(details)
+    jobs = jobs_near(session, lat, lng, limit=3)
+    if jobs:
+        lines.append("")
+        lines.append("您附近正在招聘的岗位：")
+        for number, (job, distance) in enumerate(jobs, start=1):
+            lines.append(f"{number}. {job.title}，{job.employer}（{_km(distance)}），{salary_text(job)}")
+        lines.append("想看更多岗位，请回复“找工作”。")
+    if not lines:
+        return "您附近暂时没有找到服务站和岗位信息。可以回复“服务站”查询全县的服务站。"
+    return "\n".join(lines).strip()

@@ -1,0 +1,58 @@
+"""The call into Rasa's REST channel, behind a tiny interface the gateway can be given in tests.
+
+`send(openid, text, timeout)` posts {"sender": openid, "message": text} to
+`{RASA_URL}/webhooks/rest/webhook` and returns Rasa's list of responses
+({"recipient_id", "text"?, "buttons"?, "image"?, "custom"?}). Anything that is not such an answer —
+connection refused, timeout, HTTP error, not JSON, or an empty list (our bot answers every message;
+Rasa returns nothing when the action server failed) — raises `RasaUnavailable`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import requests
+
+
+class RasaUnavailable(Exception):
+    """Rasa (or its action server) gave no usable answer; `reason` says why, for the logs."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RasaLike(Protocol):
+    def send(self, openid: str, text: str, timeout: float) -> list[dict[str, Any]]: ...
+
+
+class RasaClient:
+    """Rasa's REST channel over HTTP (a pooled session shared by the gateway's threads)."""
+
+    def __init__(self, base_url: str, http: requests.Session | None = None) -> None:
+        self.url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+        self.http = http or requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+
+    def send(self, openid: str, text: str, timeout: float) -> list[dict[str, Any]]:
+        """Rasa's responses to `text` from `openid` (one conversation per OpenID)."""
+        try:
+            resp = self.http.post(self.url, json={"sender": openid, "message": text}, timeout=(2.0, timeout))
+        except requests.Timeout:
+            raise RasaUnavailable("timeout") from None
+        except requests.RequestException as exc:
+            raise RasaUnavailable(f"unreachable: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise RasaUnavailable(f"HTTP {resp.status_code}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise RasaUnavailable("not JSON") from None
+        if not isinstance(data, list):
+            raise RasaUnavailable("not a list")
+        messages = [m for m in data if isinstance(m, dict)]
+        if not messages:
+            raise RasaUnavailable("empty answer")
+        return messages
