@@ -45,3 +45,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_upgrade_command)
     app.cli.add_command(seed_command)
     __import__("webhook.admin.cli", fromlist=["init_app"]).init_app(app)
+    __import__("webhook.jobs_cli", fromlist=["init_app"]).init_app(app)
