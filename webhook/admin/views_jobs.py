@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bureau import audit
-from bureau.models import TOWNSHIPS, Campaign, CampaignStatus, Delivery, DeliveryStatus, JobPosting, JobStatus
+from bureau.models import TOWNSHIPS, Campaign, Delivery, JobPosting, JobStatus
 from webhook.admin import bp
 from webhook.admin.paging import paginate
 from webhook.admin.security import actor_name, roles_required
@@ -220,79 +220,38 @@ def job_close(job_id: int) -> Any:
 @bp.post("/jobs/<int:job_id>/publish")
 @roles_required("clerk")
 def job_publish(job_id: int) -> Any:
-    """Open the posting and start the job-notice campaign to matching subscribers."""
+    """Open the posting and start its notice campaign (the broadcast sends once this commits)."""
     db = get_db()
     job = db.get(JobPosting, job_id) or abort(404)
-    if job.status == JobStatus.CLOSED:
-        flash("已结束的岗位不能再推送。", "error")
-        return redirect(url_for("admin.job_detail", job_id=job.id))
     before = audit.snapshot(job, ("status", "published_at"))
     try:
-        campaign = service("broadcast:publish_job")(db, job.id, actor_name())
+        campaign = service("broadcast.campaigns:publish_job")(db, job.id, actor_name())
     except ServiceMissing as exc:
         db.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("admin.job_detail", job_id=job.id))
-    except ValueError as exc:
+        return redirect(url_for("admin.job_detail", job_id=job_id))
+    except ValueError as exc:  # CampaignError: closed, expired, unknown — explained in Chinese
         db.rollback()
-        flash(f"没有推送：{exc}", "error")
-        return redirect(url_for("admin.job_detail", job_id=job.id))
+        flash(f"没有发布：{exc}", "error")
+        return redirect(url_for("admin.job_detail", job_id=job_id))
     db.flush()
     db.refresh(job)
     after = audit.snapshot(job, ("status", "published_at"))
-    after["campaign_id"] = campaign.id
-    audit.record(db, actor_name(), "publish", "job_posting", job.id, before, after)
+    if after != before:
+        audit.record(db, actor_name(), "publish", "job_posting", job.id, before, after)
     db.commit()
-    _kick_broadcast(campaign.id)
     flash("已发布，正在推送给订阅的战友。", "ok")
     return redirect(url_for("admin.campaign_detail", campaign_id=campaign.id))
-
-
-def _kick_broadcast(campaign_id: int) -> None:
-    """Ask the worker to start sending now (after commit); the worker also picks it up on its own."""
-    try:
-        kick = service("broadcast:enqueue_campaign")
-    except ServiceMissing:
-        return
-    try:
-        kick(campaign_id)
-    except Exception:  # the broker may be down; the ledger keeps the campaign for the worker
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "could not enqueue campaign %s; the worker will pick it up", campaign_id
-        )
 
 
 # ---------------------------------------------------------------- campaigns
 
 
 def campaign_progress(db: Session, campaign_id: int) -> dict[str, Any]:
-    """Counts of the campaign's deliveries by status (read-only)."""
-    rows = db.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.campaign_id == campaign_id)
-        .group_by(Delivery.status)
-    ).all()
-    counts = {status: 0 for status in ("pending", "sending", "sent", "failed", "skipped")}
-    for status, count in rows:
-        counts[status] = int(count)
-    total = sum(counts.values())
-    finished = counts[DeliveryStatus.SENT] + counts[DeliveryStatus.FAILED] + counts[DeliveryStatus.SKIPPED]
-    campaign = db.get(Campaign, campaign_id)
-    return {
-        "total": total,
-        "counts": counts,
-        "done": finished,
-        "percent": 100 if total == 0 else round(100 * finished / total),
-        "status": campaign.status if campaign else None,
-        "status_label": {
-            CampaignStatus.RUNNING: "发送中",
-            CampaignStatus.PAUSED: "已暂停",
-            CampaignStatus.CANCELLED: "已取消",
-            CampaignStatus.DONE: "已完成",
-        }.get(campaign.status if campaign else "", ""),
-    }
+    """The broadcast's report of a campaign as JSON-ready data, with a whole-number percent."""
+    data: dict[str, Any] = service("broadcast.campaigns:report")(db, campaign_id).to_dict()
+    data["percent"] = int(round(100 * float(data["progress"])))
+    return data
 
 
 @bp.get("/campaigns")
@@ -304,10 +263,15 @@ def campaigns() -> Any:
     if kind in CAMPAIGN_KINDS:
         query = query.where(Campaign.kind == kind)
     page = paginate(db, query.order_by(Campaign.created_at.desc(), Campaign.id.desc()))
-    progress = {c.id: campaign_progress(db, c.id) for c in page.items}
-    return render_template(
-        "admin/campaigns.html", page=page, kind=kind, kinds=CAMPAIGN_KINDS, progress=progress
-    )
+    counts: dict[int, dict[str, int]] = {c.id: {} for c in page.items}
+    if counts:
+        for campaign_id, status, n in db.execute(
+            select(Delivery.campaign_id, Delivery.status, func.count())
+            .where(Delivery.campaign_id.in_(list(counts)))
+            .group_by(Delivery.campaign_id, Delivery.status)
+        ):
+            counts[campaign_id][status] = int(n)
+    return render_template("admin/campaigns.html", page=page, kind=kind, kinds=CAMPAIGN_KINDS, counts=counts)
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -315,29 +279,12 @@ def campaigns() -> Any:
 def campaign_detail(campaign_id: int) -> Any:
     db = get_db()
     campaign = db.get(Campaign, campaign_id) or abort(404)
-    failures = db.execute(
-        select(Delivery.error_code, Delivery.reason, func.count())
-        .where(
-            Delivery.campaign_id == campaign.id,
-            Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)),
-        )
-        .group_by(Delivery.error_code, Delivery.reason)
-        .order_by(func.count().desc())
-        .limit(20)
-    ).all()
-    channels = db.execute(
-        select(Delivery.channel, func.count())
-        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.SENT)
-        .group_by(Delivery.channel)
-    ).all()
     job = db.get(JobPosting, campaign.job_id) if campaign.job_id else None
     return render_template(
         "admin/campaign_detail.html",
         c=campaign,
         job=job,
-        progress=campaign_progress(db, campaign.id),
-        failures=failures,
-        channels=channels,
+        p=campaign_progress(db, campaign.id),
         kinds=CAMPAIGN_KINDS,
     )
 
@@ -354,27 +301,23 @@ def campaign_progress_json(campaign_id: int) -> Any:
 @bp.post("/campaigns/<int:campaign_id>/<any(pause,resume,cancel):action>")
 @roles_required("clerk")
 def campaign_action(campaign_id: int, action: str) -> Any:
+    """Pause, resume or cancel (the broadcast service checks the state and writes the audit row)."""
     db = get_db()
     campaign = db.get(Campaign, campaign_id) or abort(404)
-    before = {"status": campaign.status}
+    back = redirect(url_for("admin.campaign_detail", campaign_id=campaign.id))
     try:
-        service(f"broadcast:{action}_campaign")(db, campaign.id, actor_name())
+        service(f"broadcast.campaigns:{action}")(db, campaign.id, actor_name())
     except ServiceMissing as exc:
         db.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
+        return back
     except ValueError as exc:
         db.rollback()
         flash(f"操作没有完成：{exc}", "error")
-        return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
-    db.flush()
-    db.refresh(campaign)
-    audit.record(db, actor_name(), action, "campaign", campaign.id, before, {"status": campaign.status})
+        return back
     db.commit()
-    if action == "resume":
-        _kick_broadcast(campaign.id)
     flash(
         {"pause": "已暂停推送。", "resume": "已继续推送。", "cancel": "已取消，剩下的不再发送。"}[action],
         "ok",
     )
-    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
+    return back

@@ -103,9 +103,12 @@ def application_status(app_id: int) -> Any:
         db.rollback()
         flash(str(exc), "error")
         return redirect(url_for("admin.application_detail", app_id=app_id))
-    except ValueError as exc:
+    except LookupError:
         db.rollback()
-        flash(f"操作没有完成：{exc}", "error")
+        abort(404)
+    except ValueError:
+        db.rollback()
+        flash("这份申请的状态刚被别人改过，请看看最新状态。", "error")
         return redirect(url_for("admin.application_detail", app_id=app_id))
     db.flush()
     db.refresh(application)
@@ -194,37 +197,12 @@ def case_assign(case_id: int) -> Any:
 @bp.post("/cases/<int:case_id>/reply")
 @roles_required("clerk", "counselor")
 def case_reply(case_id: int) -> Any:
-    """Answer the veteran in WeChat through the handoff service."""
+    """Answer the veteran in WeChat (the legal service records, audits and sends it)."""
     db = get_db()
     case = _visible_case(db, case_id)
-    text = request.form.get("answer", "").strip()
-    if not text:
-        flash("请先写好答复内容。", "error")
-        return redirect(url_for("admin.case_detail", case_id=case_id))
-    before = audit.snapshot(case, CASE_FIELDS)
-    try:
-        service("services.handoff:answer_case")(db, case.id, text[:2000], actor_name())
-    except ServiceMissing as exc:
-        db.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("admin.case_detail", case_id=case_id))
-    except ValueError as exc:
-        db.rollback()
-        flash(f"答复没有发出：{exc}", "error")
-        return redirect(url_for("admin.case_detail", case_id=case_id))
-    db.flush()
-    db.refresh(case)
-    audit.record(
-        db,
-        actor_name(),
-        "reply",
-        "legal_case",
-        case.id,
-        *audit.changed(before, audit.snapshot(case, CASE_FIELDS)),
+    return _send_answer(
+        "services.handoff:answer_case", case.id, url_for("admin.case_detail", case_id=case_id)
     )
-    db.commit()
-    flash("答复已发出，对方会在微信里收到。", "ok")
-    return redirect(url_for("admin.case_detail", case_id=case_id))
 
 
 @bp.post("/cases/<int:case_id>/close")
@@ -323,34 +301,42 @@ def ticket_assign(ticket_id: int) -> Any:
 def ticket_reply(ticket_id: int) -> Any:
     db = get_db()
     ticket = db.get(HandoffTicket, ticket_id) or abort(404)
+    return _send_answer(
+        "services.handoff:answer_ticket", ticket.id, url_for("admin.ticket_detail", ticket_id=ticket_id)
+    )
+
+
+def _send_answer(function: str, item_id: int, back: str) -> Any:
+    """Send a staff answer through the handoff service, which audits it and notifies the user."""
+    db = get_db()
     text = request.form.get("answer", "").strip()
     if not text:
         flash("请先写好回复内容。", "error")
-        return redirect(url_for("admin.ticket_detail", ticket_id=ticket_id))
-    before = audit.snapshot(ticket, TICKET_FIELDS)
+        return redirect(back)
     try:
-        service("services.handoff:answer_ticket")(db, ticket.id, text[:2000], actor_name())
+        answer = service(function)
+        result = answer(db, item_id, text[:2000], g.staff.username)
     except ServiceMissing as exc:
         db.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("admin.ticket_detail", ticket_id=ticket_id))
-    except ValueError as exc:
+        return redirect(back)
+    except Exception as exc:
+        # The service explains refusals (empty, closed) in Chinese; anything else is a real error.
+        reason = getattr(exc, "reason", None)
         db.rollback()
-        flash(f"回复没有发出：{exc}", "error")
-        return redirect(url_for("admin.ticket_detail", ticket_id=ticket_id))
-    db.flush()
-    db.refresh(ticket)
-    audit.record(
-        db,
-        actor_name(),
-        "reply",
-        "handoff_ticket",
-        ticket.id,
-        *audit.changed(before, audit.snapshot(ticket, TICKET_FIELDS)),
-    )
+        if reason is None:
+            raise
+        flash(f"没有发出：{reason}", "error")
+        return redirect(back)
     db.commit()
-    flash("回复已发出，对方会在微信里收到。", "ok")
-    return redirect(url_for("admin.ticket_detail", ticket_id=ticket_id))
+    if getattr(result, "delivered", True):
+        flash("回复已发出，对方会在微信里收到。", "ok")
+    else:
+        flash(
+            "对方超过48小时没有在公众号里发消息，微信不允许再主动发给他。回复已保存，请打电话告诉他。",
+            "error",
+        )
+    return redirect(back)
 
 
 @bp.post("/tickets/<int:ticket_id>/close")

@@ -15,9 +15,9 @@
       if (xhr.status !== 200) { return; }
       var p = JSON.parse(xhr.responseText);
       document.getElementById("progress-bar").style.width = p.percent + "%";
-      set("done", p.done); set("total", p.total); set("percent", p.percent);
-      set("c-sent", p.counts.sent); set("c-pending", p.counts.pending + p.counts.sending);
-      set("c-failed", p.counts.failed); set("c-skipped", p.counts.skipped);
+      set("done", p.done); set("total", p.recipients); set("percent", p.percent);
+      set("c-sent", p.sent); set("c-pending", p.pending + p.in_flight);
+      set("c-failed", p.failed); set("c-skipped", p.skipped);
       statusEl.textContent = p.status_label;
       statusEl.setAttribute("data-status", p.status);
       if ((p.status === "running" || p.status === "paused") && rounds < 1800) { setTimeout(tick, 1500); }
