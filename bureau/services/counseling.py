@@ -180,6 +180,32 @@ def find_offers(
     return OfferResult([])
 
 
+def check_slot(
+    session: Session, slot_id: int, now: dt.datetime | None = None, openid: str | None = None
+) -> SlotOffer:
+    """The slot as an offer if it can still be booked; raise BookingError (SlotTaken) otherwise."""
+    now = now or utcnow()
+    slot = session.get(CounselingSlot, slot_id, options=[joinedload(CounselingSlot.counselor)])
+    if slot is None or not slot.counselor.active:
+        raise BookingError("没有找到这个时间，请从给您列出的时间里选。", "not_found")
+    if slot.starts_at < now + MIN_LEAD:
+        raise BookingError("这个时间已经过了（或马上就到），请选一个以后的时间。", "past")
+    holder = session.scalars(
+        select(Booking.openid).where(Booking.slot_id == slot_id, Booking.status == BookingStatus.BOOKED)
+    ).first()
+    if holder is not None:
+        if openid is not None and holder == openid:
+            raise BookingError("这个时间您已经约好了，不用再约。", "already_mine")
+        raise SlotTaken()
+    return SlotOffer(
+        slot_id=slot.id,
+        counselor_name=slot.counselor.name,
+        starts_at=slot.starts_at,
+        location=slot.location,
+        specialties=tuple(slot.counselor.specialties or ()),
+    )
+
+
 def book_slot(
     session: Session,
     openid: str,

@@ -90,3 +90,12 @@ def buttons(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
 def slot_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The SlotSet events as {slot: value} (the last value wins)."""
     return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def run_form_validation(
+    action: Action, tracker: Tracker, domain: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+    """Run a FormValidationAction (async) to completion from a synchronous test."""
+    import asyncio
+
+    return asyncio.run(run_action_async(action, tracker, domain))

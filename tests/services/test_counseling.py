@@ -275,3 +275,18 @@ def test_twenty_users_race_for_one_slot_exactly_one_wins(pg_url) -> None:
             select(Booking).where(Booking.slot_id == target, Booking.status == "booked")
         ).all()
         assert [b.openid for b in live] == [f"o-racer-{winners[0]}"]
+
+
+def test_check_slot_says_why_a_slot_cannot_be_chosen(session_factory, seeded) -> None:
+    with session_factory.begin() as session:
+        offer = counseling.check_slot(session, seeded["sun_pm"], now=NOW, openid="o-a")
+        assert offer.counselor_name == "王建国" and offer.starts_at == local(11, 29, 15)
+        counseling.book_slot(session, "o-a", seeded["sun_pm"], now=NOW)
+        with pytest.raises(counseling.SlotTaken):
+            counseling.check_slot(session, seeded["sun_pm"], now=NOW, openid="o-b")
+        with pytest.raises(counseling.BookingError) as err:
+            counseling.check_slot(session, seeded["sun_pm"], now=NOW, openid="o-a")
+        assert err.value.code == "already_mine"
+        with pytest.raises(counseling.BookingError) as err:
+            counseling.check_slot(session, seeded["past"], now=NOW)
+        assert err.value.code == "past"
