@@ -9,7 +9,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bureau import audit
+from bureau import audit, idcard
 from bureau.models import TOWNSHIPS, Campaign, Delivery, JobPosting, JobStatus
 from webhook.admin import bp
 from webhook.admin.paging import paginate
@@ -251,6 +251,7 @@ def campaign_progress(db: Session, campaign_id: int) -> dict[str, Any]:
     """The broadcast's report of a campaign as JSON-ready data, with a whole-number percent."""
     data: dict[str, Any] = service("broadcast.campaigns:report")(db, campaign_id).to_dict()
     data["percent"] = int(round(100 * float(data["progress"])))
+    data["title"] = idcard.redact(str(data.get("title") or ""))
     return data
 
 

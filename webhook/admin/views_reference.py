@@ -13,7 +13,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from bureau import audit
+from bureau import audit, idcard
 from bureau.models import MERCHANT_CATEGORIES as MERCHANT_CATS
 from bureau.models import TOWNSHIPS, BenefitPolicy, Merchant, MerchantOffer, ServiceStation
 from webhook.admin import bp
@@ -130,12 +130,12 @@ def _display(kind: Kind, row: Any, name: str) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list):
-        return "、".join(str(v) for v in value)
+        return idcard.redact("、".join(str(v) for v in value))
     if isinstance(value, dt.datetime):
         from bureau.timeutil import format_local
 
         return format_local(value, with_weekday=False)
-    return "" if value is None else str(value)
+    return "" if value is None else idcard.redact(str(value))
 
 
 def _parse(kind: Kind) -> tuple[dict[str, Any], list[str]]:

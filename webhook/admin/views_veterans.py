@@ -43,6 +43,11 @@ def veterans() -> Any:
     db = get_db()
     filters = _filters()
     page = paginate(db, roster.search_query(**filters))
+    # A full number typed into the search box is used for the lookup but never shown back.
+    shown = dict(filters, id_text=idcard.redact(filters["id_text"]))
+    if idcard.is_valid(filters["id_text"]):
+        shown["id_text"] = idcard.mask(filters["id_text"])
+    filters = shown
     total = db.scalar(select(func.count(Veteran.id))) or 0
     return render_template(
         "admin/veterans.html",
