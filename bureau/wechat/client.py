@@ -90,6 +90,7 @@ def in_service_window(last_interaction_at: dt.datetime | None, now: dt.datetime 
 class _Token:
     value: str
     expires_at: float
+    refresh_at: float
 
 
 class WeChatClient:
@@ -148,7 +149,7 @@ class WeChatClient:
             return None
         try:
             data = json.loads(raw)
-            return _Token(str(data["token"]), float(data["expires_at"]))
+            return _Token(str(data["token"]), float(data["expires_at"]), float(data["refresh_at"]))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -157,7 +158,8 @@ class WeChatClient:
     def access_token(self) -> str:
         """A valid access token, refreshed ahead of expiry by one process at a time."""
         cached = self._read_token()
-        if cached and cached.expires_at - time.time() > self.refresh_margin:
+        now = time.time()
+        if cached and now < cached.refresh_at and cached.expires_at > now + 1:
             return cached.value
         return self._refresh(stale=None)
 
@@ -173,7 +175,7 @@ class WeChatClient:
             # Someone else is refreshing: a token that is still valid (and not the one WeChat just
             # refused) serves meanwhile; otherwise wait for theirs.
             latest = self._read_token()
-            if latest and latest.value != stale and latest.expires_at > time.time() + 5:
+            if latest and latest.value != stale and latest.expires_at > time.time() + 1:
                 return latest.value
             if time.monotonic() > deadline:
                 raise WeChatApiError(-1, "timed out waiting for the access token refresh")
@@ -181,20 +183,29 @@ class WeChatClient:
 
     def _refresh_locked(self, stale: str | None) -> str:
         cached = self._read_token()
-        if cached and cached.value != stale and cached.expires_at - time.time() > self.refresh_margin:
+        now = time.time()
+        if cached and cached.value != stale and now < cached.refresh_at and cached.expires_at > now + 1:
             return cached.value  # another process refreshed while we waited for the lock
         data = self._fetch_stable_token(force_refresh=False)
         if stale is not None and data["access_token"] == stale:
             # WeChat refused a token that stable_token still hands out: only a forced refresh helps.
             data = self._fetch_stable_token(force_refresh=True)
-        expires_at = time.time() + int(data.get("expires_in", 7200))
-        token = _Token(str(data["access_token"]), expires_at)
+        now = time.time()
+        lifetime = max(1, int(data.get("expires_in", 7200)))
+        expires_at = now + lifetime
+        refresh_at = expires_at - self.refresh_margin
+        if refresh_at <= now:
+            # stable_token hands back the same token until it expires: ask again now and then, not per call.
+            refresh_at = now + min(60.0, max(1.0, lifetime / 2))
+        token = _Token(str(data["access_token"]), expires_at, refresh_at)
         self.store.set(
             self.token_key,
-            json.dumps({"token": token.value, "expires_at": token.expires_at}),
-            ttl=max(1.0, expires_at - time.time()),
+            json.dumps(
+                {"token": token.value, "expires_at": token.expires_at, "refresh_at": token.refresh_at}
+            ),
+            ttl=float(lifetime),
         )
-        logger.info("event=wechat_token_refreshed expires_in=%s", data.get("expires_in"))
+        logger.info("event=wechat_token_refreshed expires_in=%s", lifetime)
         return token.value
 
     def _fetch_stable_token(self, force_refresh: bool) -> dict[str, Any]:

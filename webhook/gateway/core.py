@@ -72,7 +72,8 @@ class Inbound:
         msg_id = self._str("MsgId")
         if msg_id:
             return f"msg:{msg_id}"[:128]
-        key = f"ev:{self.openid}:{self.create_time}:{self.event.lower()}"
+        # OpenID + CreateTime as WeChat documents; event and key so two taps in one second both count.
+        key = f"ev:{self.openid}:{self.create_time}:{self.event.lower()}:{self._str('EventKey')}"
         if self._str("MsgID"):  # TEMPLATESENDJOBFINISH carries the template message's id
             key += ":" + self._str("MsgID")
         return key[:128]
