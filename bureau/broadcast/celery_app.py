@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import beat_init, celeryd_init
 
 from bureau.settings import PROJECT_ROOT, get_settings
 
@@ -75,9 +76,9 @@ def celery_config() -> dict[str, Any]:
             },
         },
     }
-    if url.startswith("sqla+"):
-        conf["broker_transport_options"] = {"polling_interval": 1.0}
-    elif url.startswith(("redis://", "rediss://")):
+    # (kombu's SQLAlchemy transport passes its transport options to create_engine: none set for it;
+    # it polls once a second.)
+    if url.startswith(("redis://", "rediss://")):
         conf["broker_transport_options"] = {"visibility_timeout": 3600}
     return conf
 
@@ -86,3 +87,38 @@ def celery_config() -> dict[str, Any]:
 def _configure(sender: Celery, **_kwargs: Any) -> None:
     (PROJECT_ROOT / "instance").mkdir(parents=True, exist_ok=True)
     sender.conf.update(celery_config())
+
+
+@celeryd_init.connect
+def _prepare_database_broker(**_kwargs: Any) -> None:
+    """Create the SQLAlchemy broker's queue row before the worker and its embedded beat both try to.
+
+    kombu's SQLAlchemy transport creates a queue row on first use and only tolerates OperationalError,
+    so two processes starting together (worker + `--beat`) can crash on the unique name; the loser of
+    this race here just finds the row on its next try.
+    """
+    url = str(app.conf.broker_url or "")
+    if not url.startswith("sqla+"):
+        return
+    from kombu import Connection
+    from sqlalchemy.exc import IntegrityError
+
+    for _ in range(5):
+        try:
+            with Connection(url) as conn:
+                conn.default_channel.queue_declare(queue=app.conf.task_default_queue)
+            return
+        except IntegrityError:
+            continue
+
+
+@beat_init.connect
+def _forget_inherited_broker_engines(**_kwargs: Any) -> None:
+    """`worker --beat` forks beat from the worker: kombu's SQLAlchemy transport caches its engines in a
+    class attribute, and a SQLite connection inherited across fork breaks ("channel disconnected" on the
+    next publish). The beat process makes its own (the parent's are left alone, not closed)."""
+    try:
+        from kombu.transport.sqlalchemy import Channel
+    except ImportError:  # pragma: no cover - kombu without SQLAlchemy support
+        return
+    Channel._engines = {}

@@ -184,9 +184,18 @@ def record_outcome(
 
 
 def reschedule(
-    session: Session, delivery_id: int, worker: str, delay_seconds: float, error_code: int | None, reason: str
+    session: Session,
+    delivery_id: int,
+    worker: str,
+    delay_seconds: float,
+    error_code: int | None,
+    reason: str,
+    attempt: int | None = None,
 ) -> bool:
-    """Put a delivery back to pending, due again after `delay_seconds` (retry with backoff)."""
+    """Put a delivery back to pending, due again after `delay_seconds` (retry with backoff).
+
+    `attempt` is this try's number: it counts even when the failure came before the request went out
+    (e.g. the token endpoint was down), so retries stay bounded."""
     done = session.execute(
         update(Delivery)
         .where(
@@ -202,6 +211,7 @@ def reschedule(
             not_before=utcnow() + dt.timedelta(seconds=delay_seconds),
             error_code=error_code,
             reason=reason[:200],
+            **({"attempts": attempt} if attempt is not None else {}),
         )
         .execution_options(synchronize_session=False)
     )

@@ -76,10 +76,33 @@ class BroadcastClient(WeChatClient):
         return super()._refresh(stale)
 
 
+class NotOurs(Exception):
+    """The delivery's claim was lost (paused, cancelled, expired) just before sending: do not send."""
+
+
+_local = threading.local()
+
+
+class MarkingAdapter(HTTPAdapter):
+    """Runs the thread's pending "attempt" hook right before a message request goes on the wire.
+
+    Recording the attempt here rather than before calling the client leaves only urllib3's socket write
+    between "the ledger says a request may have gone out" and "it has": the window in which a killed
+    worker loses a message is as small as it can be without WeChat offering idempotent sends.
+    """
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        hook = getattr(_local, "before_send", None)
+        if hook is not None and "/message/" in str(request.url):
+            _local.before_send = None
+            hook()  # raises NotOurs when the claim is gone
+        return super().send(request, *args, **kwargs)
+
+
 def make_client(threads: int) -> BroadcastClient:
     """A client with a connection pool sized for the worker's threads; retries are left to the ledger."""
     http = requests.Session()
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(threads, 2))
+    adapter = MarkingAdapter(pool_connections=2, pool_maxsize=max(threads, 2))
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     return BroadcastClient(http=http, max_attempts=1)
@@ -203,6 +226,11 @@ class Broadcaster:
             return CUSTOM
         return TEMPLATE
 
+    def _mark(self, c: ledger.Claimed, channel: str) -> None:
+        with self.factory.begin() as session:
+            if not ledger.mark_attempt(session, c.id, self.worker, channel):
+                raise NotOurs(c.id)
+
     def _deliver(self, c: ledger.Claimed, stop: threading.Event) -> str:
         if not c.subscribed:
             return self._finish(c, DeliveryStatus.SKIPPED, reason="unsubscribed")
@@ -210,13 +238,15 @@ class Broadcaster:
         if not self.pacer.wait(stop):
             self._release(c)
             return "released"
-        with self.factory.begin() as session:
-            mine = ledger.mark_attempt(session, c.id, self.worker, channel)
-        if not mine:  # paused, cancelled, or our claim expired and someone else has it
-            self._release(c)
-            return "released"
         attempt = c.attempts + 1
+        late = isinstance(getattr(self.client, "http", None), requests.Session) and isinstance(
+            self.client.http.get_adapter(self.client.api_base), MarkingAdapter
+        )
         try:
+            if late:
+                _local.before_send = lambda: self._mark(c, channel)
+            else:
+                self._mark(c, channel)
             if channel == CUSTOM:
                 try:
                     self.client.send_text(c.openid, str(c.payload["text"]))
@@ -237,6 +267,9 @@ class Broadcaster:
                 url=c.payload.get("url") or self.config.template_url,
             )
             return self._finish(c, DeliveryStatus.SENT, channel=TEMPLATE, msgid=str(msgid) if msgid else None)
+        except NotOurs:  # paused, cancelled, or our claim expired and someone else has it
+            self._release(c)
+            return "released"
         except WeChatApiError as err:
             return self._handle_error(c, channel, attempt, err)
         except Exception as exc:  # a bug or bad data must not stall the campaign: record it
@@ -244,6 +277,8 @@ class Broadcaster:
             return self._finish(
                 c, DeliveryStatus.FAILED, channel=channel, reason=f"error: {type(exc).__name__}"
             )
+        finally:
+            _local.before_send = None
 
     def _handle_error(self, c: ledger.Claimed, channel: str, attempt: int, err: WeChatApiError) -> str:
         kind = err.kind
@@ -272,7 +307,7 @@ class Broadcaster:
             delay = min(self.config.backoff_max_seconds, self.config.backoff_seconds * 2 ** (attempt - 1))
             delay *= random.uniform(0.8, 1.2)  # spread retries so a busy WeChat is not hit in waves
             with self.factory.begin() as session:
-                ledger.reschedule(session, c.id, self.worker, delay, err.errcode, err.errmsg or kind)
+                ledger.reschedule(session, c.id, self.worker, delay, err.errcode, err.errmsg or kind, attempt)
             return "retry"
         return self._finish(c, DeliveryStatus.FAILED, channel=channel, code=err.errcode, reason=err.errmsg)
 
