@@ -201,3 +201,26 @@ def test_the_session_factory_is_the_test_database(db_url, session_factory):
     assert get_session_factory() is session_factory
     with session_factory() as session:
         assert session.scalars(select(WechatUser)).all() == []
+
+
+def test_every_response_and_action_of_the_slice_is_in_the_domain():
+    """The names the actions use must exist in bot/domain, or Rasa would say nothing at all."""
+    import re
+    from pathlib import Path
+
+    from actions import certificate, hardship, info, jobs
+
+    root = Path(__file__).resolve().parents[2]
+    domain = "\n".join(p.read_text(encoding="utf-8") for p in (root / "bot" / "domain").glob("*.yml"))
+    modules = (identity_actions, jobs, certificate, info, hardship)
+    used = set()
+    for module in modules:
+        used |= set(re.findall(r'response="(utter_\w+)"', Path(module.__file__).read_text(encoding="utf-8")))
+    assert used, "no responses found"
+    missing = sorted(name for name in used if not re.search(rf"^  {name}:", domain, re.M))
+    assert missing == []
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, type) and value.__module__ == module.__name__ and "name" in vars(value):
+                if value.__name__.startswith(("Action", "Validate")):
+                    assert f"  - {value().name()}\n" in domain, value.__name__
