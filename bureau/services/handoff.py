@@ -23,6 +23,8 @@ __all__ = ["AnswerResult", "CaseError", "answer_case", "answer_ticket", "open_ti
 
 REASONS = ("user_request", "fallback", "bot_unavailable")
 _MAX_MESSAGE = 4000
+# Tickets still waiting for a person (assigned: a staff member took it from the console).
+_WAITING = (CaseStatus.OPEN, CaseStatus.ASSIGNED)
 
 
 def open_ticket(
@@ -32,14 +34,14 @@ def open_ticket(
     reason: str = "user_request",
     now: dt.datetime | None = None,
 ) -> HandoffTicket:
-    """Open a ticket for the user, or add the message to the one still open (one open ticket per user)."""
+    """Open a ticket for the user, or add the message to the one still waiting (one per user)."""
     now = now or utcnow()
     if reason not in REASONS:
         raise ValueError(f"unknown handoff reason {reason!r}")
     clean = idcard.redact((message or "").strip())
     ticket = session.scalars(
         select(HandoffTicket)
-        .where(HandoffTicket.openid == openid, HandoffTicket.status == CaseStatus.OPEN)
+        .where(HandoffTicket.openid == openid, HandoffTicket.status.in_(_WAITING))
         .order_by(HandoffTicket.created_at.desc(), HandoffTicket.id.desc())
         .limit(1)
         .with_for_update()
@@ -67,7 +69,7 @@ def open_tickets(session: Session) -> Sequence[HandoffTicket]:
     """Tickets waiting for staff, oldest first (the console's queue)."""
     return session.scalars(
         select(HandoffTicket)
-        .where(HandoffTicket.status == CaseStatus.OPEN)
+        .where(HandoffTicket.status.in_(_WAITING))
         .order_by(HandoffTicket.created_at, HandoffTicket.id)
     ).all()
 

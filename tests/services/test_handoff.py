@@ -81,3 +81,16 @@ def test_answer_case_is_available_from_the_handoff_module() -> None:
     from bureau.services import legal
 
     assert handoff.answer_case is legal.answer_case
+
+
+def test_a_ticket_taken_by_staff_still_collects_the_users_messages(session_factory) -> None:
+    with session_factory.begin() as session:
+        ticket = handoff.open_ticket(session, "o-1", "补贴没到")
+        ticket.status = CaseStatus.ASSIGNED
+        first = ticket.id
+    with session_factory.begin() as session:
+        assert handoff.open_ticket(session, "o-1", "还在吗").id == first
+    with session_factory.begin() as session:
+        handoff.answer_ticket(session, first, "在的", "clerk1")
+    with session_factory.begin() as session:
+        assert handoff.open_ticket(session, "o-1", "又有个问题").id != first  # answered: a new request
