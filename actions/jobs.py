@@ -34,14 +34,10 @@ def _township(value: str | None) -> str | None:
 
 
 def _describe_filters(category: str | None, township: str | None, min_salary: int | None) -> str:
-    parts = []
-    if township:
-        parts.append(township)
-    if category:
-        parts.append(category)
+    what = f"{township or ''}{category or ''}"
     if min_salary:
-        parts.append(f"{min_salary}元以上")
-    return "".join(parts[:2]) + (f"（{parts[2]}）" if len(parts) > 2 else "")
+        what += f"（{min_salary}元以上）" if what else f"{min_salary}元以上"
+    return what
 
 
 def job_button_title(job: JobPosting) -> str:
@@ -84,14 +80,28 @@ class ActionJobSearch(BureauAction):
         township = _township(entity_value(tracker, "township"))
         min_salary = jobs.parse_min_salary(latest_text(tracker))
         near = None if township else stations.last_location(session, tracker.sender_id)
-        found = jobs.search_jobs(
-            session,
-            category=category,
-            township=township,
-            min_salary=min_salary,
-            near=near,
-            limit=RESULTS_SHOWN,
-        )
+        keyword = None
+        if category is None:
+            raw = tuple(v for name in ("township", "job_category") for v in entity_values(tracker, name))
+            keyword = jobs.free_text_keyword(latest_text(tracker), raw)
+
+        def search(text: str | None) -> list[JobPosting]:
+            return jobs.search_jobs(
+                session,
+                category=category,
+                township=township,
+                min_salary=min_salary,
+                text=text,
+                near=near,
+                limit=RESULTS_SHOWN,
+            )
+
+        found = search(keyword) if keyword else []
+        if found:
+            category = keyword
+        else:
+            # The leftover words may be no job at all ("适合退伍军人"); search without them.
+            found = search(None)
         what = _describe_filters(category, township, min_salary)
         if not found:
             buttons = []

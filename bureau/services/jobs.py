@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from bureau.geo import distance_km, valid_point
-from bureau.models import JobPosting, JobStatus, JobSubscription, WechatUser
+from bureau.models import TOWNSHIPS, JobPosting, JobStatus, JobSubscription, WechatUser
 from bureau.services.identity import get_or_create_user
 from bureau.timeutil import local_today
 
@@ -122,6 +122,34 @@ def parse_min_salary(text: str | None) -> int | None:
     if match:
         return int(match.group(1))
     return None
+
+
+_FILLER = re.compile(
+    r"有没有|有没|有啥|有什么|什么|哪些|我想|我要|想要|想找|帮我|给我|找个|找份|找一份|找|招聘|招人|招不招|招|"
+    r"工作|岗位|活儿|活干|活|上班|事做|事情|的|吗|呢|吧|啊|了|也行|都行|附近|这边|那边|我|请问|一下|最近|现在|"
+    r"今天|这里|有|"
+    r"工资|月薪|薪水|以上|以下|左右|元|块|\d+|[一二两三四五六七八九十]千|[kK]"
+)
+
+
+def free_text_keyword(text: str | None, known: tuple[str, ...] = ()) -> str | None:
+    """The word left in a job question once filler, salary and known entity values are removed.
+
+    "有没有开叉车的活" → "开叉车"; None when nothing specific is left.
+    """
+    if not text:
+        return None
+    rest = re.sub(r"[\s，。,.!！?？、~～]", "", text)
+    for value in known:
+        if value:
+            rest = rest.replace(value, "")
+    for township in TOWNSHIPS:
+        rest = rest.replace(township, "").replace(township[:-1], "")
+    rest = _FILLER.sub("", rest)
+    # "开叉车" / "做会计": the verb is not in a posting's title.
+    if len(rest) >= 3 and rest[0] in "开做当干会学跑看":
+        rest = rest[1:]
+    return rest if 2 <= len(rest) <= 10 else None
 
 
 def salary_text(job: JobPosting) -> str:

@@ -142,3 +142,15 @@ def test_one_user_cannot_unsubscribe_another(session_factory):
     run_action(ActionJobUnsubscribe(), make_tracker("o-a", intent="job_unsubscribe"))
     with session_factory() as session:
         assert [s.openid for s in session.scalars(select(JobSubscription))] == ["o-b"]
+
+
+def test_free_text_finds_titles_and_falls_back_to_all_jobs(session_factory):
+    with session_factory.begin() as session:
+        make_job(session, "叉车司机", category="普工", published_at=dt.datetime(2030, 1, 1))
+        make_job(session, "小区保安", published_at=dt.datetime(2030, 1, 2))
+    _, dispatcher = _search("有没有开叉车的活")
+    assert dispatcher.messages[0]["what"] == "叉车"
+    assert [b["title"].split(" · ")[0] for b in buttons(dispatcher)] == ["叉车司机"]
+    _, dispatcher = _search("有没有适合退伍军人的工作")
+    assert dispatcher.messages[0]["what"] == ""
+    assert [b["title"].split(" · ")[0] for b in buttons(dispatcher)] == ["小区保安", "叉车司机"]

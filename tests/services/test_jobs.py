@@ -147,3 +147,18 @@ def test_matching_subscribers_respects_preferences_and_follow_state(session_fact
     assert openids == ["o-any", "o-guard-anywhere", "o-guard-here", "o-twice"]
     with session_factory() as session:
         assert session.query(JobSubscription).filter_by(openid="o-twice").count() == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("有没有开叉车的活", "叉车"),
+        ("英山有没有会计岗位", "会计"),
+        ("找个看仓库的活", "仓库"),
+        ("我想找工作", None),
+        ("最近有招聘吗", None),
+        ("工资3000以上的工作", None),
+    ],
+)
+def test_free_text_keyword(text, keyword):
+    assert jobs.free_text_keyword(text) == keyword
