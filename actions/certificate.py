@@ -70,7 +70,7 @@ class ActionCertStart(BureauAction):
                     dispatcher.utter_message(response="utter_info_missing", buttons=[APPLY_BUTTON])
                 return not_now
             category = entity_value(tracker, "veteran_category")
-            if _ELIGIBILITY.search(text) or category:
+            if _ELIGIBILITY.search(text) or (category and not certificate.may_apply(category)):
                 answer = certificate.eligibility_answer(session, category)
                 dispatcher.utter_message(
                     text=answer or "优待证面向退役军人和烈士遗属等，具体可咨询乡镇退役军人服务站。",
@@ -197,13 +197,23 @@ class ActionCertSubmit(BureauAction):
             if veteran is None:  # unbound since the form started
                 dispatcher.utter_message(response="utter_ask_bind_first", family_payload=FAMILY_PAYLOAD)
                 return cleared
+        category = tracker.get_slot("cert_category")
+        if not certificate.may_apply(category):
+            dispatcher.utter_message(
+                text=certificate.eligibility_answer(session, category),
+                buttons=[
+                    {"title": "转人工", "payload": "/human_handoff"},
+                    {"title": "返回菜单", "payload": "/main_menu"},
+                ],
+            )
+            return cleared
         result = certificate.apply(
             session,
             openid,
             veteran,
             phone=tracker.get_slot("cert_phone"),
             township=tracker.get_slot("cert_township"),
-            category=tracker.get_slot("cert_category"),
+            category=category,
             by_family=family,
         )
         if result.outcome == "existing":

@@ -37,6 +37,11 @@ CATEGORY_ELIGIBILITY: dict[str, tuple[bool, str]] = {
 }
 
 
+def may_apply(category: str | None) -> bool:
+    """False for a category this bureau issues no certificate to (unknown categories go to staff)."""
+    return CATEGORY_ELIGIBILITY.get(category or "", (True, ""))[0]
+
+
 class InvalidTransition(ValueError):
     """A status change that CertificateStatus.TRANSITIONS does not allow."""
 

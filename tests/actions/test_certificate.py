@@ -191,3 +191,23 @@ def test_invalid_id_number_in_the_family_route(db_url):
     assert dispatcher.messages[0]["reason"] == "身份证号应为18位，您输入的是14位"
     events, _ = _validate("cert_id_number", ID_ZHANG)
     assert slot_events(events)["cert_id_number"] == ID_ZHANG
+
+
+def test_a_category_without_a_certificate_is_told_so_and_nothing_is_filed(session_factory):
+    with session_factory.begin() as session:
+        _bound(session, category="军属")
+    _, dispatcher = _start(
+        text="我是军属 申请优待证", entities=[{"entity": "veteran_category", "value": "军属"}]
+    )
+    assert dispatcher.messages[0]["text"].startswith("现役军人家属暂不在本局办理优待证")
+    _, dispatcher = _start(
+        text="我是退役士兵 想办优待证", entities=[{"entity": "veteran_category", "value": "退役士兵"}]
+    )
+    assert dispatcher.messages == []  # an eligible category goes straight to the form
+    events, dispatcher = _submit(
+        "o-a", cert_phone="13905931234", cert_township="双城镇", cert_category="军属"
+    )
+    assert dispatcher.messages[0]["text"].startswith("现役军人家属暂不在本局办理优待证")
+    assert slot_events(events) == CLEARED | {"cert_ready": None}
+    with session_factory() as session:
+        assert session.scalars(select(CertificateApplication)).all() == []
