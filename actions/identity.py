@@ -7,6 +7,7 @@ is offered (a `/human_handoff` button) and the form ends.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -82,8 +83,9 @@ class RetryingFormValidation(FormValidationAction):
     failures_slot = ""
     gave_up_slot = ""
 
+    @abc.abstractmethod
     def name(self) -> str:
-        raise NotImplementedError
+        """Abstract, so the action server does not register this base class as an action."""
 
     async def required_slots(
         self,

@@ -224,3 +224,18 @@ def test_every_response_and_action_of_the_slice_is_in_the_domain():
             if isinstance(value, type) and value.__module__ == module.__name__ and "name" in vars(value):
                 if value.__name__.startswith(("Action", "Validate")):
                     assert f"  - {value().name()}\n" in domain, value.__name__
+
+
+def test_the_action_server_registers_every_action_of_the_slice():
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    expected = {
+        "action_bind_start", "action_bind_submit", "validate_bind_form",
+        "action_job_search", "action_job_subscribe", "action_job_unsubscribe",
+        "action_cert_start", "action_cert_submit", "action_cert_status", "validate_certificate_form",
+        "action_benefits", "action_return_registration", "action_loans", "action_merchants", "action_stations",
+        "action_hardship_start", "action_hardship_submit", "validate_hardship_form",
+    }  # fmt: skip
+    assert expected <= set(executor.actions)
