@@ -96,6 +96,8 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(client, session_fact
         assert user.locked_until is not None
         minutes = (user.locked_until - utcnow()).total_seconds() / 60
         assert 13 < minutes <= 15
+        lockout = session.scalars(select(AuditLog).where(AuditLog.action == "lockout")).one()
+        assert lockout.actor == "staff:clerk1"
     with session_factory.begin() as session:
         session.get(StaffUser, user_id).locked_until = utcnow() - dt.timedelta(seconds=1)
     assert login(client, "clerk1", PASSWORD).status_code == 302
@@ -303,3 +305,17 @@ def test_open_redirect_after_login_is_refused(client, session_factory):
         data={"username": "clerk1", "password": PASSWORD, "csrf_token": token},
     )
     assert response.headers["Location"] == "/admin/dashboard"
+
+
+def test_an_unexpected_error_gives_a_plain_chinese_page(app, admin_client, monkeypatch):
+    from webhook.admin import views_dashboard
+
+    def broken(_db):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(views_dashboard, "open_counts", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = admin_client.get("/admin/dashboard")
+    assert response.status_code == 500
+    body = response.get_data(as_text=True)
+    assert "刚才的操作没有完成" in body and "Traceback" not in body and "database went away" not in body

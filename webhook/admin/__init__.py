@@ -216,6 +216,12 @@ def too_large(_e: Exception) -> tuple[str, int]:
     return _error(413, "文件太大了。花名册请不超过 5 MB，可以分成几个文件导入。")
 
 
+@bp.errorhandler(500)
+def server_error(_e: Exception) -> tuple[str, int]:
+    # Flask has logged the exception; the staff member gets a plain answer, never a traceback.
+    return _error(500, "系统出了点问题，刚才的操作没有完成。请稍后再试；如果一直这样，请联系技术人员。")
+
+
 # The views register themselves on `bp`.
 from webhook.admin import (  # noqa: E402,F401
     views_auth,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import IntegrityError
 
 from bureau import audit, roster
 from bureau.db import get_session_factory
@@ -86,7 +87,11 @@ def veterans_import(file: Path) -> None:
         with click.progressbar(length=len(rows) * 2, label="检查并导入", show_pos=True) as bar:
             report = roster.import_roster(session, rows, "cli", progress=bar.update, source_name=file.name)
             if report.ok:
-                session.commit()
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    raise click.ClickException("没有导入：同时有人导入了相同的人员，请重新导入") from None
             else:
                 session.rollback()
     finally:

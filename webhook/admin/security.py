@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bureau import audit
 from bureau.models import StaffUser
 from bureau.timeutil import utcnow
 
@@ -66,6 +67,15 @@ def authenticate(db: Session, username: str, password: str) -> tuple[StaffUser |
         if user.failed_logins >= MAX_FAILURES:
             user.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
             user.failed_logins = 0
+            audit.record(
+                db,
+                f"staff:{user.username}",
+                "lockout",
+                "staff_user",
+                user.id,
+                None,
+                {"locked_until": user.locked_until},
+            )
             return None, f"密码错误次数太多，账号已锁定{LOCK_MINUTES}分钟"
         left = MAX_FAILURES - user.failed_logins
         return None, f"用户名或密码不对（再错{left}次将锁定{LOCK_MINUTES}分钟）"
