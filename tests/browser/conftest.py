@@ -29,13 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} not found: browser tests need Debian's Chromium (apt-get install -y chromium)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed in .venv")
-
 
 class Sim:
     """The WeChat simulator on a free port, with what its users received."""
@@ -118,6 +111,11 @@ def live_console(db_url: str, sim: Sim) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} not found: browser tests need Debian's Chromium (apt-get install -y chromium)"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed in .venv")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
