@@ -18,7 +18,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 import requests
 import xmltodict
@@ -300,4 +299,4 @@ class WeChatClientSim:
             time.sleep(0.05)
 
 
-__all__ = ["FAILURE_NOTICE", "PushResult", "WeChatClientSim", "build_xml", "escape", "next_msgid"]
+__all__ = ["FAILURE_NOTICE", "PushResult", "WeChatClientSim", "build_xml", "next_msgid"]

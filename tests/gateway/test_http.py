@@ -17,7 +17,7 @@ from bureau.models import (
 )
 from tests.gateway.conftest import ACCOUNT, AES_KEY, TOKEN, Pusher, free_port
 from webhook.gateway import protocol
-from wechatsim.client import wechat_signature
+from wechatsim.client import build_xml, wechat_signature
 
 
 def interact(sim: Any, openid: str) -> None:
@@ -244,7 +244,7 @@ def test_rasa_down_gives_the_apology_and_keeps_the_message(make_app: Any, sessio
     push = Pusher(make_app(rasa_url=f"http://127.0.0.1:{free_port()}").test_client())
     started = time.monotonic()
     content = push.reply(push.text("oDown", "我的优待证办好了吗"))["Content"]
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4.0  # well inside WeChat's 5 s, even on a loaded machine
     assert "已转给工作人员" in content and "0593-1234567" in content
     with session_factory.begin() as session:
         assert session.scalars(select(MessageLog)).one().unanswered is True
@@ -294,7 +294,7 @@ def test_slow_rasa_yields_success_then_exactly_one_customer_service_message(
     interact(sim, "oSlow")
     started = time.monotonic()
     first = push.text("oSlow", "附近有什么工作", msg_id=5550001)
-    assert first.get_data(as_text=True) == "success" and time.monotonic() - started < 1.5
+    assert first.get_data(as_text=True) == "success" and time.monotonic() - started < 4.0
     retry = push.text("oSlow", "附近有什么工作", msg_id=5550001)  # WeChat's retry of the same message
     assert retry.get_data(as_text=True) == "success"
     pushed = inbox(sim, "oSlow", 1)
@@ -330,3 +330,49 @@ def test_hostile_bodies_are_refused_and_the_server_keeps_serving(push: Pusher, r
 
 def test_healthz(client: Any) -> None:
     assert client.get("/healthz").status_code == 200
+
+
+def test_compat_mode_push_with_plain_fields_and_encrypt(make_app: Any, rasa: Any) -> None:
+    # Compatible mode: the plaintext fields travel next to <Encrypt>; only the signed ciphertext counts.
+    client = make_app().test_client()
+    push = Pusher(client, aes=True)
+    inner = push.fields("oCompat", "text", Content="真正的内容")
+    params, body = push.wechat.signed_request(build_xml(inner), "oCompat")
+    outer = body.decode().replace(
+        "<xml>",
+        "<xml><FromUserName><![CDATA[oCompat]]></FromUserName><Content><![CDATA[伪造的明文]]></Content>",
+        1,
+    )
+    response = client.post("/wechat", query_string=params, data=outer.encode(), content_type="text/xml")
+    assert push.reply(response)["Content"] == "收到：真正的内容"
+    assert rasa.messages() == ["真正的内容"]
+
+
+def test_crisis_during_a_slow_answer_gets_the_hotline_at_once(
+    make_app: Any, rasa: Any, sim: Any, session_factory: Any
+) -> None:
+    rasa.delay = 1.5
+    push = Pusher(make_app(budget=0.5).test_client())
+    interact(sim, "oCrisisSlow")
+    content = push.reply(push.text("oCrisisSlow", "我想自杀"))["Content"]
+    assert content.startswith("您不是一个人") and "12356" in content
+    assert [m["text"] for m in inbox(sim, "oCrisisSlow", 1)] == [
+        "收到：我想自杀"
+    ]  # the assistant's answer follows
+    with session_factory.begin() as session:
+        assert session.scalars(select(CrisisAlert)).one().source == "keyword"
+
+
+def test_database_failure_still_answers_politely(make_app: Any, rasa: Any, monkeypatch: Any) -> None:
+    client = make_app().test_client()
+    push = Pusher(client)
+    push.text("oDb", "先来一条")  # builds the gateway
+    from webhook.gateway.state import Claims
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("database is gone")
+
+    monkeypatch.setattr(Claims, "claim", broken)
+    response = push.text("oDb", "你好")
+    assert response.status_code == 200
+    assert "系统出了点问题" in push.reply(response)["Content"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -144,6 +145,15 @@ def receive() -> Response:
             reply_xml = protocol.encrypt_reply(ctx.aes, ctx.token, reply_xml)
         return Response(reply_xml, mimetype="text/xml")
 
+    try:
+        return _answer_push(ctx, inbound, answer)
+    except Exception:
+        # The database or another dependency failed: the user still gets a short answer, never a 500.
+        logging.getLogger("zhanyou.gateway").exception("event=push_failed")
+        return answer(protocol.text_reply(inbound.openid, inbound.account, ctx.gateway.error_reply))
+
+
+def _answer_push(ctx: GatewayContext, inbound: Inbound, answer: Callable[[str | None], Response]) -> Response:
     key = inbound.dedupe_key
     existing = ctx.claims.claim(key, inbound.openid)
     if existing is not None:
