@@ -86,8 +86,8 @@ def test_template_job_finish_updates_the_broadcast_ledger(push: Pusher, session_
     push.event("oT2", "TEMPLATESENDJOBFINISH", MsgID=701, Status="failed:user block")
     with session_factory.begin() as session:
         by_msgid = {d.wechat_msgid: d for d in session.scalars(select(Delivery))}
-        assert by_msgid["700"].status == DeliveryStatus.SENT
-        assert by_msgid["701"].status == DeliveryStatus.FAILED and "拒收" in (by_msgid["701"].reason or "")
+        assert (by_msgid["700"].status, by_msgid["700"].reason) == (DeliveryStatus.SENT, "confirmed")
+        assert (by_msgid["701"].status, by_msgid["701"].reason) == (DeliveryStatus.FAILED, "user_block")
 
 
 def test_unsubscribe_forgets_the_user_but_keeps_open_cases(push: Pusher, session_factory: Any) -> None:

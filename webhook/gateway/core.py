@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import update
+from sqlalchemy.orm import sessionmaker
 
 from bureau import idcard
-from bureau.models import CaseStatus, Delivery, DeliveryStatus, HandoffTicket, MessageLog
+from bureau.models import CaseStatus, HandoffTicket, MessageLog
 from bureau.services import users
 from bureau.wechat.client import WeChatApiError, WeChatClient
 from webhook.gateway import texts
@@ -220,7 +220,7 @@ class Gateway:
                     users.set_last_location(session, openid, lat, lng)
             return Outcome()
         if event == "templatesendjobfinish":
-            self._record_template_result(inbound._str("MsgID"), inbound._str("Status"))
+            self._record_template_result(openid, inbound._str("MsgID"), inbound._str("Status"))
             return Outcome()
         return Outcome()  # VIEW, MASSSENDJOBFINISH and events we do not act on
 
@@ -355,21 +355,10 @@ class Gateway:
         except Exception:
             logging.getLogger("zhanyou.gateway").exception("event=crisis_alert_failed")
 
-    def _record_template_result(self, msgid: str, status: str) -> None:
+    def _record_template_result(self, openid: str, msgid: str, status: str) -> None:
         """TEMPLATESENDJOBFINISH: a template message's final fate goes into the broadcast ledger."""
-        if not msgid:
-            return
+        from bureau.broadcast.ledger import record_template_event  # the ledger's owner decides the rules
+
         with self.factory.begin() as session:
-            delivery = _delivery_by_msgid(session, msgid)
-            if delivery is None:
-                return
-            if status != "success":
-                delivery.status = DeliveryStatus.FAILED
-                delivery.reason = ("用户拒收" if "block" in status else "微信发送失败") + f"（{status}）"[:60]
-            else:
-                delivery.reason = None if delivery.status == DeliveryStatus.SENT else delivery.reason
-        log_event("template_result", status=status)
-
-
-def _delivery_by_msgid(session: Session, msgid: str) -> Delivery | None:
-    return session.scalars(select(Delivery).where(Delivery.wechat_msgid == msgid).limit(1)).first()
+            changed = record_template_event(session, openid, msgid or None, status)
+        log_event("template_result", openid, status=status, changed=changed)
