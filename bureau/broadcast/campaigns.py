@@ -44,6 +44,7 @@ ERROR_LABELS: dict[str, str] = {
     "system_failed": "微信发送失败",
     UNCONFIRMED: "请求已发出、应答丢失，未重发",
     "too_many_attempts": "多次重试仍失败",
+    "no_receipt": "微信未确认收到，已重发",
 }
 
 

@@ -72,7 +72,7 @@ class BroadcastConfig:
     cs_quota: int = 4  # customer-service messages we may use per user message (WeChat allows 5)
     window_hours: float = 48.0
     window_margin_minutes: float = 10.0
-    template_grace_seconds: float = 600.0  # wait this long for TEMPLATESENDJOBFINISH before deciding
+    template_grace_seconds: float = 300.0  # wait this long for TEMPLATESENDJOBFINISH before re-sending
     sweep_seconds: float = 10.0
     redis_prefix: str = "zhanyou:broadcast:"
     eager: bool = False
@@ -104,7 +104,7 @@ class BroadcastConfig:
             cs_quota=int(_env("BROADCAST_CS_QUOTA", "4")),
             window_hours=float(_env("BROADCAST_WINDOW_HOURS", "48")),
             window_margin_minutes=float(_env("BROADCAST_WINDOW_MARGIN_MINUTES", "10")),
-            template_grace_seconds=float(_env("BROADCAST_TEMPLATE_GRACE_SECONDS", "600")),
+            template_grace_seconds=float(_env("BROADCAST_TEMPLATE_GRACE_SECONDS", "300")),
             sweep_seconds=float(_env("BROADCAST_SWEEP_SECONDS", "10")),
             redis_prefix=_env("BROADCAST_REDIS_PREFIX", "zhanyou:broadcast:"),
             eager=_env("BROADCAST_EAGER", "0") in ("1", "true", "yes"),

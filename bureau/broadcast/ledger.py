@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, true, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import Table
 
 from bureau.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, WechatUser
 from bureau.timeutil import utcnow
 
 UNCONFIRMED = "unconfirmed"  # reason of a delivery whose request went out but whose answer was lost
+NO_RECEIPT = "no_receipt"  # a template message WeChat never confirmed: due to be sent again
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,18 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def relaxed_commit(session: Session) -> None:
+    """Let this transaction's commit return before PostgreSQL flushes its WAL to disk.
+
+    The bookkeeping commits of a send (claim, attempt, outcome) are several per message; waiting for an
+    fsync on each one caps a campaign at the disk's flush rate. A worker that dies loses nothing this
+    way (the server has the commit); only a crash of the database server itself could forget the last
+    fraction of a second of bookkeeping. (SQLite's equivalent is WAL with synchronous=NORMAL.)
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def claim_batch(
     session: Session, worker: str, limit: int, campaign_id: int | None = None, now: dt.datetime | None = None
 ) -> list[Claimed]:
@@ -52,6 +66,7 @@ def claim_batch(
     the `status = pending` guard in the UPDATE makes a row claimable once only.
     """
     now = now or utcnow()
+    relaxed_commit(session)
     due = (
         select(Delivery.id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -74,7 +89,9 @@ def claim_batch(
         # and every run would skip different locked rows.
         ids = list(session.scalars(due.with_for_update(of=Delivery, skip_locked=True)))
         if ids:
-            session.execute(claim.where(Delivery.id.in_(ids)).execution_options(synchronize_session=False))
+            session.connection().execute(
+                claim.where(Delivery.id.in_(ids)).execution_options(synchronize_session=False)
+            )
     else:
         ids = list(
             session.scalars(
@@ -96,20 +113,25 @@ def claim_batch(
     }
     openids = {r.openid for r in rows}
     users = {u.openid: u for u in session.scalars(select(WechatUser).where(WechatUser.openid.in_(openids)))}
-    used: dict[str, int] = {
-        str(o): int(n)
-        for o, n in session.execute(
-            select(Delivery.openid, func.count())
-            .join(WechatUser, WechatUser.openid == Delivery.openid)
-            .where(
-                Delivery.openid.in_(openids),
-                Delivery.channel == "custom",
-                Delivery.status == DeliveryStatus.SENT,
-                Delivery.finished_at >= WechatUser.last_interaction_at,
-            )
-            .group_by(Delivery.openid)
-        ).all()
-    }
+    # Only users who wrote within the window can get a customer-service message: count our recent ones.
+    window_start = now - dt.timedelta(hours=48)
+    recent = {o for o, u in users.items() if u.last_interaction_at and u.last_interaction_at >= window_start}
+    used: dict[str, int] = {}
+    if recent:
+        used = {
+            str(o): int(n)
+            for o, n in session.execute(
+                select(Delivery.openid, func.count())
+                .join(WechatUser, WechatUser.openid == Delivery.openid)
+                .where(
+                    Delivery.openid.in_(recent),
+                    Delivery.channel == "custom",
+                    Delivery.status == DeliveryStatus.SENT,
+                    Delivery.finished_at >= WechatUser.last_interaction_at,
+                )
+                .group_by(Delivery.openid)
+            ).all()
+        }
     claimed = []
     for r in sorted(rows, key=lambda r: r.id):
         user = users.get(r.openid)
@@ -133,7 +155,8 @@ def claim_batch(
 def mark_attempt(session: Session, delivery_id: int, worker: str, channel: str) -> bool:
     """Record that a request is about to go out; False (do not send) when the claim is no longer ours or
     the campaign was paused or cancelled meanwhile."""
-    done = session.execute(
+    relaxed_commit(session)
+    done = session.connection().execute(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
@@ -170,7 +193,8 @@ def record_outcome(
         values["channel"] = channel
     if msgid is not None:
         values["wechat_msgid"] = msgid
-    done = session.execute(
+    relaxed_commit(session)
+    done = session.connection().execute(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
@@ -196,7 +220,8 @@ def reschedule(
 
     `attempt` is this try's number: it counts even when the failure came before the request went out
     (e.g. the token endpoint was down), so retries stay bounded."""
-    done = session.execute(
+    relaxed_commit(session)
+    done = session.connection().execute(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
@@ -218,11 +243,49 @@ def reschedule(
     return _rowcount(done) == 1
 
 
+def record_sent_many(session: Session, worker: str, rows: list[dict[str, Any]]) -> int:
+    """Record many successful sends in one statement: rows of {id, channel, msgid, finished_at}."""
+    if not rows:
+        return 0
+    relaxed_commit(session)
+    table = cast(Table, Delivery.__table__)
+    stmt = (
+        table.update()
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.status == DeliveryStatus.SENDING,
+            table.c.claimed_by == worker,
+        )
+        .values(
+            status=DeliveryStatus.SENT,
+            channel=bindparam("b_channel"),
+            wechat_msgid=func.coalesce(
+                bindparam("b_msgid", type_=table.c.wechat_msgid.type), table.c.wechat_msgid
+            ),
+            finished_at=bindparam("b_finished_at"),
+            error_code=None,
+            reason=None,
+            not_before=None,
+            updated_at=bindparam("b_finished_at"),
+        )
+    )
+    params = [
+        {
+            "b_id": r["id"],
+            "b_channel": r["channel"],
+            "b_msgid": r.get("msgid"),
+            "b_finished_at": r["finished_at"],
+        }
+        for r in rows
+    ]
+    return _rowcount(session.connection().execute(stmt, params))
+
+
 def release(session: Session, worker: str, ids: list[int]) -> int:
     """Give back claimed deliveries that were never tried (pause, cancel, shutdown)."""
     if not ids:
         return 0
-    done = session.execute(
+    done = session.connection().execute(
         update(Delivery)
         .where(
             Delivery.id.in_(ids),
@@ -242,49 +305,85 @@ def expire_claims(
     template_grace_seconds: float,
     now: dt.datetime | None = None,
     owners: list[str] | None = None,
-) -> tuple[int, int]:
-    """Recover the claims of dead workers; returns (released, reconciled).
+) -> tuple[int, int, int]:
+    """Recover the claims of dead workers; returns (released, unconfirmed, resent).
 
-    Never tried → pending again. Tried with no recorded answer → reconciled: a template message waits
-    up to `template_grace_seconds` for WeChat's TEMPLATESENDJOBFINISH (see `record_template_event`);
-    after that, and for customer-service messages (WeChat sends no receipt for them), the request is
-    taken as delivered with reason `unconfirmed` — a notice is never sent twice.
+    - Never tried → pending again (released).
+    - Tried, answer lost, customer-service message → WeChat gives no receipt for these, so the request is
+      taken as delivered with reason `unconfirmed`: a notice is never sent twice (unconfirmed).
+    - Tried, answer lost, template message → WeChat pushes TEMPLATESENDJOBFINISH for every template
+      message it accepted, and `record_template_event` settles the row when it comes. No event within
+      `template_grace_seconds` means WeChat never took the request: the row goes back to pending and is
+      sent again (resent) — reconciled against WeChat's own record, not blindly.
     `owners`: expire these workers' claims now, whatever their age (workers known to be dead).
     """
     now = now or utcnow()
+    mine: ColumnElement[bool]
     if owners is not None:
         if not owners:
-            return 0, 0
-        expired = now + dt.timedelta(seconds=1)
-        mine: ColumnElement[bool] = Delivery.claimed_by.in_(owners)
+            return 0, 0, 0
+        cutoff = now + dt.timedelta(seconds=1)
+        mine = Delivery.claimed_by.in_(owners)
     else:
-        expired = now - dt.timedelta(seconds=lease_seconds)
+        cutoff = now - dt.timedelta(seconds=lease_seconds)
         mine = true()
+    template_cutoff = min(cutoff, now - dt.timedelta(seconds=template_grace_seconds))
     released = session.execute(
         update(Delivery)
         .where(
             Delivery.status == DeliveryStatus.SENDING,
             Delivery.attempt_at.is_(None),
-            Delivery.claimed_at < expired,
+            Delivery.claimed_at < cutoff,
             mine,
         )
         .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
-    grace_over = now - dt.timedelta(seconds=max(template_grace_seconds, lease_seconds))
-    reconciled = session.execute(
+    unconfirmed = session.execute(
         update(Delivery)
         .where(
             Delivery.status == DeliveryStatus.SENDING,
             Delivery.attempt_at.is_not(None),
-            Delivery.attempt_at < expired,
+            Delivery.attempt_at < cutoff,
             mine,
-            or_(Delivery.channel.is_(None), Delivery.channel != "template", Delivery.attempt_at < grace_over),
+            or_(Delivery.channel.is_(None), Delivery.channel != "template"),
         )
         .values(status=DeliveryStatus.SENT, reason=UNCONFIRMED, finished_at=now)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(released), _rowcount(reconciled)
+    resent = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.attempt_at.is_not(None),
+            Delivery.attempt_at < template_cutoff,
+            mine,
+            Delivery.channel == "template",
+        )
+        .values(
+            status=DeliveryStatus.PENDING,
+            claimed_by=None,
+            claimed_at=None,
+            attempt_at=None,
+            reason=NO_RECEIPT,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(released), _rowcount(unconfirmed), _rowcount(resent)
+
+
+def set_channel(session: Session, delivery_id: int, worker: str, channel: str) -> None:
+    """Record a change of channel before its request goes out (customer-service → template fallback)."""
+    relaxed_commit(session)
+    session.connection().execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.claimed_by == worker,
+        )
+        .values(channel=channel)
+    )
 
 
 def claim_owners(session: Session) -> list[str]:

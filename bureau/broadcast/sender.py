@@ -135,6 +135,63 @@ def template_data(kind: str, payload: dict[str, Any], config: BroadcastConfig) -
     return data
 
 
+class _OutcomeWriter:
+    """Writes successful sends in batches (one commit per ~50 ms instead of one per message).
+
+    A send recorded here but not yet written when the worker dies stays `sending` with its attempt
+    marked, and the sweep reconciles it as sent (`unconfirmed`) — which it was: nothing is re-sent.
+    Failures and retries are written at once, since their row must not be taken for a send.
+    """
+
+    def __init__(
+        self, factory: sessionmaker, worker: str, interval: float = 0.05, max_batch: int = 100
+    ) -> None:
+        self.factory = factory
+        self.worker = worker
+        self.interval = interval
+        self.max_batch = max_batch
+        self._rows: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="broadcast-outcomes", daemon=True)
+        self._thread.start()
+
+    def add(self, row: dict[str, Any]) -> None:
+        with self._cond:
+            self._rows.append(row)
+            if len(self._rows) >= self.max_batch:
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._rows and not self._closed:
+                    self._cond.wait(timeout=self.interval)
+                rows, self._rows = self._rows, []
+                closed = self._closed
+            if rows:
+                self._flush(rows)
+            if closed and not rows:
+                return
+
+    def _flush(self, rows: list[dict[str, Any]]) -> None:
+        for attempt in range(5):
+            try:
+                with self.factory.begin() as session:
+                    ledger.record_sent_many(session, self.worker, rows)
+                return
+            except Exception:
+                logger.warning("event=broadcast_outcome_write_retry rows=%s", len(rows), exc_info=True)
+                time.sleep(0.2 * (attempt + 1))
+        logger.error("event=broadcast_outcomes_unwritten rows=%s (the sweep reconciles them)", len(rows))
+
+
 @dataclass
 class RunStats:
     claimed: int = 0
@@ -159,6 +216,7 @@ class Broadcaster:
         self.pacer = Pacer(limiter)
         self.client = client or make_client(config.threads)
         self.worker = worker or worker_id()
+        self._writer: _OutcomeWriter | None = None
 
     # ------------------------------------------------------------ the loop
 
@@ -176,6 +234,7 @@ class Broadcaster:
         batch = max(1, self.config.batch_size)
         threads = max(1, self.config.threads)
         in_flight: set[Future[str]] = set()
+        self._writer = _OutcomeWriter(self.factory, self.worker)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="broadcast") as pool:
             try:
                 while not stop.is_set():
@@ -196,6 +255,8 @@ class Broadcaster:
                 while in_flight:
                     done, in_flight = wait(in_flight, timeout=1.0)
                     self._collect(done, stats)
+                writer, self._writer = self._writer, None
+                writer.close()
         stats.seconds = time.monotonic() - started
         return stats
 
@@ -256,6 +317,8 @@ class Broadcaster:
                         raise
                     logger.info("event=broadcast_fallback delivery=%s errcode=%s", c.id, err.errcode)
                     channel = TEMPLATE
+                    with self.factory.begin() as session:
+                        ledger.set_channel(session, c.id, self.worker, TEMPLATE)
                     if not self.pacer.wait(stop):
                         return self._finish(
                             c, DeliveryStatus.FAILED, channel=CUSTOM, code=err.errcode, reason=err.errmsg
@@ -290,9 +353,9 @@ class Broadcaster:
                 )
             return "skipped"
         if kind == "unknown":
-            # The request may have reached WeChat: never re-sent. A template message waits for its
-            # TEMPLATESENDJOBFINISH (ledger.record_template_event); otherwise it is reconciled by the
-            # sweep (ledger.expire_claims) as `unconfirmed`.
+            # The request may have reached WeChat: not re-sent blindly. A template message waits for its
+            # TEMPLATESENDJOBFINISH (ledger.record_template_event) and is sent again only if none comes
+            # (ledger.expire_claims); a customer-service message has no receipt: `unconfirmed`.
             if channel == TEMPLATE and self.config.template_grace_seconds > 0:
                 logger.warning("event=broadcast_unknown_outcome delivery=%s channel=template", c.id)
                 return "unknown"
@@ -320,6 +383,10 @@ class Broadcaster:
         reason: str | None = None,
         msgid: str | None = None,
     ) -> str:
+        writer = self._writer
+        if writer is not None and status == DeliveryStatus.SENT and reason is None and code is None:
+            writer.add({"id": c.id, "channel": channel, "msgid": msgid, "finished_at": utcnow()})
+            return status
         for attempt in range(5):  # the request went out: its result must be written, even past a busy DB
             try:
                 with self.factory.begin() as session:

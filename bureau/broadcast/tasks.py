@@ -15,13 +15,15 @@ import threading
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 from bureau.broadcast import ledger
 from bureau.broadcast.celery_app import app
 from bureau.broadcast.config import get_config
 from bureau.broadcast.ratelimit import RateLimiter, make_limiter
 from bureau.broadcast.sender import BroadcastClient, Broadcaster, make_client
-from bureau.db import dispose_all, get_session_factory
+from bureau.db import dispose_all, get_session_factory, make_engine
 from bureau.settings import get_settings
 
 logger = logging.getLogger("zhanyou.broadcast")
@@ -32,23 +34,34 @@ _client: dict[str, BroadcastClient] = {}
 _stop = threading.Event()  # set on warm shutdown: running sends stop and give their claims back
 
 
-def _shared() -> tuple[RateLimiter | None, BroadcastClient]:
+_factories: dict[str, sessionmaker] = {}
+_own_engines: list[Engine] = []
+
+
+def _shared() -> tuple[RateLimiter | None, BroadcastClient, sessionmaker]:
     settings = get_settings()
     config = get_config()
-    key = f"{settings.database_url}|{settings.redis_url}|{config.rate}|{settings.wechat_api_base}"
+    key = f"{settings.database_url}|{settings.redis_url}|{config.rate}|{settings.wechat_api_base}|{config.threads}"
     with _state_lock:
         if key not in _limiter:
-            _limiter[key] = make_limiter(
-                config.rate, settings.redis_url, get_session_factory(), config.redis_prefix
-            )
+            factory = get_session_factory()
+            if not settings.database_url.startswith("sqlite"):
+                # Every sending thread holds a connection for its bookkeeping; the shared engine's pool
+                # (5 + overflow) would open and close a connection per message beyond five threads.
+                size = config.threads * 2 + 4
+                engine = make_engine(settings.database_url, pool_size=size, max_overflow=size)
+                _own_engines.append(engine)
+                factory = sessionmaker(bind=engine, expire_on_commit=False)
+            _factories[key] = factory
+            _limiter[key] = make_limiter(config.rate, settings.redis_url, factory, config.redis_prefix)
             _client[key] = make_client(config.threads)
-        return _limiter[key], _client[key]
+        return _limiter[key], _client[key], _factories[key]
 
 
 def make_broadcaster() -> Broadcaster:
-    """A Broadcaster with this process's shared limiter and WeChat client."""
-    limiter, client = _shared()
-    return Broadcaster(get_session_factory(), get_config(), limiter, client)
+    """A Broadcaster with this process's shared limiter, WeChat client and connection pool."""
+    limiter, client, factory = _shared()
+    return Broadcaster(factory, get_config(), limiter, client)
 
 
 def reset_state() -> None:
@@ -56,6 +69,10 @@ def reset_state() -> None:
     with _state_lock:
         _limiter.clear()
         _client.clear()
+        for engine in _own_engines:
+            engine.dispose()
+        _own_engines.clear()
+        _factories.clear()
     _stop.clear()
 
 
@@ -114,18 +131,19 @@ def sweep_once() -> dict[str, Any]:
     factory = get_session_factory()
     with factory.begin() as session:
         dead = _dead_local_owners(ledger.claim_owners(session))
-        released, reconciled = ledger.expire_claims(
+        now_dead = ledger.expire_claims(
             session, config.lease_seconds, config.template_grace_seconds, owners=dead
         )
     with factory.begin() as session:
-        r2, c2 = ledger.expire_claims(session, config.lease_seconds, config.template_grace_seconds)
+        expired = ledger.expire_claims(session, config.lease_seconds, config.template_grace_seconds)
     with factory.begin() as session:
         finished = ledger.finish_campaigns(session)
     with factory.begin() as session:
         idle = ledger.idle_campaigns_with_due_work(session, idle_seconds=max(config.sweep_seconds, 5.0))
     return {
-        "released": released + r2,
-        "reconciled": reconciled + c2,
+        "released": now_dead[0] + expired[0],
+        "unconfirmed": now_dead[1] + expired[1],
+        "resent": now_dead[2] + expired[2],
         "finished": finished,
         "idle": idle,
         "dead_workers": dead,
@@ -138,7 +156,7 @@ def sweep() -> dict[str, Any]:
     result = sweep_once()
     for campaign_id in result["idle"]:
         run_campaign.apply_async((campaign_id,))
-    if any(result[k] for k in ("released", "reconciled", "finished", "idle")):
+    if any(result[k] for k in ("released", "unconfirmed", "resent", "finished", "idle")):
         logger.info("event=broadcast_sweep %s", result)
     return result
 

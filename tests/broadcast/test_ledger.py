@@ -80,7 +80,7 @@ def test_pausing_stops_an_attempt_that_was_claimed_before(session_factory):
     assert _statuses(session_factory, cid) == {"u0000": DeliveryStatus.PENDING}
 
 
-def test_dead_workers_claims_are_recovered_and_unknown_outcomes_never_resent(session_factory):
+def test_dead_workers_claims_are_recovered_and_unknown_outcomes_reconciled(session_factory):
     cid = _campaign(session_factory, 4)
     old = utcnow() - dt.timedelta(seconds=120)
     with session_factory.begin() as s:
@@ -95,14 +95,16 @@ def test_dead_workers_claims_are_recovered_and_unknown_outcomes_never_resent(ses
         # u0003's template went out long ago: WeChat's event never came
         s.get(Delivery, by_openid["u0003"]).attempt_at = utcnow() - dt.timedelta(hours=1)
     with session_factory.begin() as s:
-        released, reconciled = ledger.expire_claims(s, lease_seconds=60, template_grace_seconds=600)
-    assert (released, reconciled) == (1, 2)
+        assert ledger.expire_claims(s, lease_seconds=60, template_grace_seconds=600) == (1, 1, 1)
     with session_factory.begin() as s:
         rows = {d.openid: d for d in s.scalars(select(Delivery).where(Delivery.campaign_id == cid))}
         assert rows["u0000"].status == DeliveryStatus.PENDING and rows["u0000"].claimed_by is None
+        # a customer-service message has no receipt: taken as delivered, never sent twice
         assert (rows["u0001"].status, rows["u0001"].reason) == (DeliveryStatus.SENT, ledger.UNCONFIRMED)
         assert rows["u0002"].status == DeliveryStatus.SENDING  # waiting for TEMPLATESENDJOBFINISH
-        assert (rows["u0003"].status, rows["u0003"].reason) == (DeliveryStatus.SENT, ledger.UNCONFIRMED)
+        # a template message WeChat never confirmed within the grace time: sent again
+        assert (rows["u0003"].status, rows["u0003"].reason) == (DeliveryStatus.PENDING, ledger.NO_RECEIPT)
+        assert rows["u0003"].attempt_at is None and rows["u0003"].attempts == 1
     # The event arrives for u0002: its outcome is now known.
     with session_factory.begin() as s:
         assert ledger.record_template_event(s, "u0002", "5001", "failed:user block")
@@ -118,7 +120,7 @@ def test_claims_of_named_dead_owners_expire_without_waiting_for_the_lease(sessio
         (b,) = ledger.claim_batch(s, "host:2:alive", 1)
         assert set(ledger.claim_owners(s)) == {"host:1:dead", "host:2:alive"}
     with session_factory.begin() as s:
-        assert ledger.expire_claims(s, 60, 600, owners=["host:1:dead"]) == (1, 0)
+        assert ledger.expire_claims(s, 60, 600, owners=["host:1:dead"]) == (1, 0, 0)
     statuses = _statuses(session_factory, cid)
     assert statuses[a.openid] == DeliveryStatus.PENDING and statuses[b.openid] == DeliveryStatus.SENDING
 
