@@ -272,10 +272,9 @@ class Gateway:
             if not late and needs_net:
                 from bureau.safety import CRISIS_REPLY
 
+                pieces = split_utf8((CRISIS_REPLY + "\n\n" + outcome.text).strip())
                 outcome = Outcome(
-                    text=CRISIS_REPLY + "\n\n" + outcome.text,
-                    followups=outcome.followups,
-                    choices=outcome.choices,
+                    text=pieces[0], followups=pieces[1:] + outcome.followups, choices=outcome.choices
                 )
             turn.outcome = outcome
             turn.done.set()

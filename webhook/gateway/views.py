@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -77,10 +78,19 @@ class GatewayContext:
         )
 
 
+_context_lock = threading.Lock()
+
+
 def context() -> GatewayContext:
+    """The app's gateway, built by the first request (after a fork, so pools and pools of connections
+    belong to the worker process that uses them)."""
     ctx = current_app.extensions.get(EXTENSION)
     if ctx is None:
-        ctx = current_app.extensions.setdefault(EXTENSION, GatewayContext(current_app._get_current_object()))  # type: ignore[attr-defined]
+        with _context_lock:
+            ctx = current_app.extensions.get(EXTENSION)
+            if ctx is None:
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+                ctx = current_app.extensions[EXTENSION] = GatewayContext(app)
     return ctx
 
 
