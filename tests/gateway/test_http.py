@@ -376,3 +376,26 @@ def test_database_failure_still_answers_politely(make_app: Any, rasa: Any, monke
     response = push.text("oDb", "你好")
     assert response.status_code == 200
     assert "系统出了点问题" in push.reply(response)["Content"]
+
+
+def test_late_failure_sends_the_apology_and_keeps_the_message(
+    make_app: Any, rasa: Any, sim: Any, session_factory: Any
+) -> None:
+    rasa.delay = 1.0
+    rasa.responder = lambda s, m: []  # what Rasa's REST channel returns when the action server is down
+    push = Pusher(make_app(budget=0.3).test_client())
+    interact(sim, "oLateFail")
+    assert push.text("oLateFail", "帮我查一下补贴").get_data(as_text=True) == "success"
+    pushed = inbox(sim, "oLateFail", 1)
+    assert len(pushed) == 1 and "已转给工作人员" in pushed[0]["text"]
+    with session_factory.begin() as session:
+        assert session.scalars(select(HandoffTicket)).one().reason == "bot_unavailable"
+
+
+def test_logs_hold_no_openid_and_no_id_number(push: Pusher, rasa: Any, caplog: Any) -> None:
+    caplog.set_level("INFO", logger="zhanyou.gateway")
+    push.text("oSecretOpenId123", "我的身份证是 110101199003071234")
+    push.event("oSecretOpenId123", "subscribe")
+    text = caplog.text
+    assert "event=reply" in text and "user=" in text
+    assert "oSecretOpenId123" not in text and "110101199003071234" not in text

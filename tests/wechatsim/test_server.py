@@ -161,3 +161,29 @@ def test_client_enforces_the_deadline_and_retries_three_times() -> None:
         assert garbage.hits == 1 and result.user_sees == FAILURE_NOTICE
     finally:
         garbage.stop()
+
+
+def test_server_runs_as_a_module_on_the_given_port() -> None:
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wechatsim.server", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert f"127.0.0.1:{port}" in process.stdout.readline()
+        assert requests.get(f"http://127.0.0.1:{port}/sim/health", timeout=5).json() == {"ok": True}
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout:
+            process.stdout.close()

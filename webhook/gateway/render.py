@@ -43,7 +43,7 @@ class Outcome:
 
 def _safe_title(title: str) -> str:
     # Inside href="…": quotes, ampersands and angle brackets would break the link.
-    return re.sub(r'[<>"&\n\r]', " ", title).strip()
+    return re.sub(r'[<>"&\n\r]', "", title).strip()
 
 
 def choices_block(choices: list[tuple[str, str]], header: str | None = "请选择：") -> str:
