@@ -194,7 +194,7 @@ class ValidateCounselForm(FormValidationAction):
         if tracker.get_slot("counsel_phone"):
             return {}
         if tracker.get_slot("requested_slot") == "counsel_phone":
-            if latest_text(tracker):
+            if latest_text(tracker) or latest_entity(tracker, "phone"):
                 dispatcher.utter_message(response="utter_phone_invalid")
             return {"counsel_phone": None}
         if str(tracker.get_slot("counsel_slot_id") or "").isdigit():

@@ -102,7 +102,7 @@ class ValidateLegalForm(FormValidationAction):
         if tracker.get_slot("legal_phone"):
             return {}
         if requested == "legal_phone":
-            if latest_text(tracker):
+            if latest_text(tracker) or latest_entity(tracker, "phone"):
                 dispatcher.utter_message(response="utter_phone_invalid")
             return {"legal_phone": None}
         if tracker.get_slot("legal_description"):

@@ -128,3 +128,16 @@ def test_a_second_case_reuses_the_phone_given_before(session_factory, counselor)
         slots={"legal_case_topic": "欠薪"},
     )
     assert slot_events(events)["legal_phone"] == "13800000009"
+
+
+def test_an_invalid_phone_from_a_button_payload_gets_the_hint(counselor) -> None:
+    filled = {"legal_case_topic": "欠薪", "legal_description": "老板欠我两万块工资不给"}
+    events, dispatcher = _validate(
+        text='/inform{"phone":"12345"}',
+        intent="inform",
+        entities=[{"entity": "phone", "value": "12345"}],
+        requested_slot="legal_phone",
+        slots=filled,
+    )
+    assert responses(dispatcher) == ["utter_phone_invalid"]
+    assert slot_events(events) == {"legal_phone": None}
