@@ -95,7 +95,8 @@ def forget_user(session: Session, openid: str) -> None:
         user.bind_failures = 0
         user.bind_locked_until = None
     session.execute(delete(JobSubscription).where(JobSubscription.openid == openid))
-    session.execute(delete(KeyValue).where(KeyValue.key.startswith(CHOICES_KEY_PREFIX + openid)))
+    # The exact key PendingChoices uses: found by primary key, where a LIKE prefix scans the whole table.
+    session.execute(delete(KeyValue).where(KeyValue.key == CHOICES_KEY_PREFIX + openid))
 
     closed_certificates = (CertificateStatus.READY, CertificateStatus.REJECTED)
     session.execute(

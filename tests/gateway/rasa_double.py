@@ -26,6 +26,7 @@ class RasaDouble:
         )
         self.delay = delay
         self.calls: list[tuple[str, str]] = []
+        self.intent = "greet"
         self.lock = threading.Lock()
         double = self
 
@@ -46,6 +47,24 @@ class RasaDouble:
                     self.wfile.write(raw)
                 except OSError:
                     pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                # /conversations/<sender>/tracker (Rasa's HTTP API): the latest message and its intent.
+                with double.lock:
+                    last = double.calls[-1] if double.calls else (None, None)
+                data = {
+                    "sender_id": last[0],
+                    "latest_message": {
+                        "text": last[1],
+                        "intent": {"name": double.intent, "confidence": 0.93},
+                    },
+                }
+                raw = json.dumps(data).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
             def log_message(self, *_args: Any) -> None:
                 pass

@@ -71,6 +71,21 @@ def test_text_goes_to_rasa_with_openid_and_reply_comes_back(
         assert session.get(WechatUser, "oUserA").last_interaction_at is not None
 
 
+def test_the_understood_intent_is_logged_after_the_answer(
+    push: Pusher, rasa: Any, session_factory: Any
+) -> None:
+    rasa.intent = "job_search"
+    push.text("oIntent", "有没有保安的活")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with session_factory.begin() as session:
+            log = session.scalars(select(MessageLog)).one()
+            if log.intent:
+                break
+        time.sleep(0.05)
+    assert (log.intent, log.confidence) == ("job_search", 0.93)
+
+
 def test_safe_mode_push_gets_an_encrypted_reply(make_app: Any, rasa: Any) -> None:
     push = Pusher(make_app().test_client(), aes=True)
     response = push.text("oUserAes", "你好")
@@ -399,3 +414,10 @@ def test_logs_hold_no_openid_and_no_id_number(push: Pusher, rasa: Any, caplog: A
     text = caplog.text
     assert "event=reply" in text and "user=" in text
     assert "oSecretOpenId123" not in text and "110101199003071234" not in text
+
+
+def test_a_malformed_aes_key_refuses_safe_mode_but_serves_plain(make_app: Any, rasa: Any) -> None:
+    client = make_app(WECHAT_AES_KEY="too-short").test_client()
+    assert Pusher(client, aes=True).text("oKey", "你好").status_code == 400
+    plain = Pusher(client)
+    assert plain.reply(plain.text("oKey", "你好"))["Content"] == "收到：你好"

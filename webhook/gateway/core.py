@@ -280,6 +280,25 @@ class Gateway:
             turn.done.set()
         if late:
             self.deliver(openid, outcome, delay=0.0, in_pool=False)
+        if not unavailable and log_id is not None:
+            self._record_understanding(openid, message, log_id)
+
+    def _record_understanding(self, openid: str, message: str, log_id: int) -> None:
+        """Best effort, after the answer: the intent and confidence go into the message log."""
+        lookup = getattr(self.rasa, "understanding", None)
+        if lookup is None:
+            return
+        try:
+            understood = lookup(openid, message)
+            if understood is not None:
+                with self.factory.begin() as session:
+                    session.execute(
+                        update(MessageLog)
+                        .where(MessageLog.id == log_id)
+                        .values(intent=understood[0], confidence=understood[1])
+                    )
+        except Exception:
+            logging.getLogger("zhanyou.gateway").exception("event=understanding_failed")
 
     # ------------------------------------------------------------ customer-service delivery
 

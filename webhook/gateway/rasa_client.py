@@ -10,6 +10,7 @@ Rasa returns nothing when the action server failed) — raises `RasaUnavailable`
 from __future__ import annotations
 
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import requests
 
@@ -26,11 +27,15 @@ class RasaLike(Protocol):
     def send(self, openid: str, text: str, timeout: float) -> list[dict[str, Any]]: ...
 
 
+Understanding = tuple[str, float]  # (intent name, confidence)
+
+
 class RasaClient:
     """Rasa's REST channel over HTTP (a pooled session shared by the gateway's threads)."""
 
     def __init__(self, base_url: str, http: requests.Session | None = None) -> None:
-        self.url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/webhooks/rest/webhook"
         self.http = http or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self.http.mount("http://", adapter)
@@ -56,3 +61,25 @@ class RasaClient:
         if not messages:
             raise RasaUnavailable("empty answer")
         return messages
+
+    def understanding(self, openid: str, text: str, timeout: float = 2.0) -> Understanding | None:
+        """How Rasa understood `text` (its tracker's latest message), for the message log; None if unknown.
+
+        Needs Rasa's HTTP API (`rasa run --enable-api`); any failure just means "not known".
+        """
+        try:
+            resp = self.http.get(
+                f"{self.base_url}/conversations/{quote(openid, safe='')}/tracker",
+                params={"include_events": "NONE"},
+                timeout=(1.0, timeout),
+            )
+            latest = resp.json().get("latest_message") or {} if resp.status_code == 200 else {}
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+        intent = latest.get("intent") or {}
+        if latest.get("text") != text or not intent.get("name"):
+            return None  # the user has written again since, or nothing was recognised
+        try:
+            return str(intent["name"])[:40], float(intent.get("confidence") or 0.0)
+        except (TypeError, ValueError):
+            return None

@@ -36,7 +36,13 @@ class GatewayContext:
         self.token: str = conf.get("WECHAT_TOKEN", settings.wechat_token)
         self.app_id: str = conf.get("WECHAT_APP_ID", settings.wechat_app_id)
         aes_key = conf.get("WECHAT_AES_KEY", settings.wechat_aes_key)
-        self.aes = protocol.WeChatAES(aes_key, self.app_id) if aes_key else None
+        self.aes: protocol.WeChatAES | None = None
+        if aes_key:
+            try:
+                self.aes = protocol.WeChatAES(aes_key, self.app_id)
+            except ValueError:
+                # Plaintext pushes keep working; safe-mode pushes are refused (400) until the key is fixed.
+                log_event("config_error", level=logging.ERROR, reason="WECHAT_AES_KEY must be 43 characters")
         redis_url = conf.get("REDIS_URL", settings.redis_url)
         database_url = conf.get("DATABASE_URL", settings.database_url)
         factory = get_session_factory(database_url)
