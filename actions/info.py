@@ -137,6 +137,9 @@ class ActionMerchants(BureauAction):
             merchants.normalize_category(latest_text(tracker))
         )
         township = _township(tracker)
+        if category is None and (tracker.latest_message.get("intent") or {}).get("name") == "inform":
+            # "富溪的呢？" after a list of offers: the same category in another township.
+            category = merchants.normalize_category(tracker.get_slot("merchant_category"))
         if category is None:
             keys = merchants.categories_with_offers(session)
             if not keys:

@@ -33,6 +33,11 @@ def _township(value: str | None) -> str | None:
         return None
 
 
+def _is_follow_up(tracker: Tracker) -> bool:
+    """A bare answer (inform) right after a search refines it."""
+    return (tracker.latest_message.get("intent") or {}).get("name") == "inform"
+
+
 def _describe_filters(category: str | None, township: str | None, min_salary: int | None) -> str:
     what = f"{township or ''}{category or ''}"
     if min_salary:
@@ -78,6 +83,10 @@ class ActionJobSearch(BureauAction):
             return events
         category = entity_value(tracker, "job_category")
         township = _township(entity_value(tracker, "township"))
+        if _is_follow_up(tracker):
+            # "富溪呢？" after a search: keep what the previous search asked for.
+            category = category or tracker.get_slot("job_category")
+            township = township or _township(tracker.get_slot("township"))
         min_salary = jobs.parse_min_salary(latest_text(tracker))
         near = None if township else stations.last_location(session, tracker.sender_id)
         keyword = None

@@ -148,3 +148,18 @@ def test_database_errors_become_an_apology(db_url, monkeypatch):
         ActionStations(), intent="service_station", entities=[{"entity": "township", "value": "英山"}]
     )
     assert (events, [m["response"] for m in dispatcher.messages]) == ([], ["utter_system_error"])
+
+
+def test_a_bare_township_after_merchant_offers_keeps_the_category(session_factory):
+    with session_factory.begin() as session:
+        make_merchant(session, "富溪小吃", "食", "富溪镇", [("送饮料", None)])
+        make_merchant(session, "富溪宾馆", "住", "富溪镇", [("8折", None)])
+    tracker = make_tracker(
+        "o-a",
+        text="富溪的呢",
+        intent="inform",
+        entities=[{"entity": "township", "value": "富溪"}],
+        slots={"merchant_category": "食"},
+    )
+    _, dispatcher = run_action(ActionMerchants(), tracker)
+    assert dispatcher.messages[0]["text"].startswith("拥军优惠·餐饮（凭优待证享受）：\n1. 富溪小吃")

@@ -154,3 +154,29 @@ def test_free_text_finds_titles_and_falls_back_to_all_jobs(session_factory):
     _, dispatcher = _search("有没有适合退伍军人的工作")
     assert dispatcher.messages[0]["what"] == ""
     assert [b["title"].split(" · ")[0] for b in buttons(dispatcher)] == ["小区保安", "叉车司机"]
+
+
+def test_a_bare_township_after_a_search_keeps_the_category(session_factory):
+    with session_factory.begin() as session:
+        make_job(session, "富溪保安", township="富溪镇", category="保安")
+        make_job(session, "富溪司机", township="富溪镇", category="司机")
+    tracker = make_tracker(
+        "o-a",
+        text="富溪呢",
+        intent="inform",
+        entities=[{"entity": "township", "value": "富溪镇"}],
+        slots={"job_category": "保安", "township": "富溪镇"},
+    )
+    _, dispatcher = run_action(ActionJobSearch(), tracker)
+    assert dispatcher.messages[0]["what"] == "富溪镇保安"
+    assert [b["title"].split(" · ")[0] for b in buttons(dispatcher)] == ["富溪保安"]
+    # A new question (job_search) does not inherit the old category from the slot.
+    tracker = make_tracker(
+        "o-a",
+        text="富溪有什么工作",
+        intent="job_search",
+        entities=[{"entity": "township", "value": "富溪镇"}],
+        slots={"job_category": "保安"},
+    )
+    _, dispatcher = run_action(ActionJobSearch(), tracker)
+    assert len(buttons(dispatcher)) == 2
