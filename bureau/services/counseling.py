@@ -32,6 +32,8 @@ COUNSELING_TOPICS = COUNSELOR_SPECIALTIES
 # A slot can be booked until shortly before it starts; the counselor needs a moment to prepare.
 MIN_LEAD = dt.timedelta(minutes=30)
 MAX_LIVE_BOOKINGS = 3
+# Reminders are not pushed at night (China time): many of our users are elderly.
+QUIET_HOURS = (21, 8)
 DEFAULT_OFFERS = 3
 _PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 
@@ -354,13 +356,22 @@ def reminder_text(booking: Booking, now: dt.datetime | None = None) -> str:
     )
 
 
+def in_quiet_hours(now: dt.datetime) -> bool:
+    """True between QUIET_HOURS[0]:00 and QUIET_HOURS[1]:00 China time."""
+    hour = to_local(now).hour
+    return hour >= QUIET_HOURS[0] or hour < QUIET_HOURS[1]
+
+
 def send_booking_reminders(session: Session, now: dt.datetime | None = None) -> int:
     """Record a reminder for every due booking and mark it, so each booking is reminded once.
 
     Rows are locked (skipping those another worker holds), so two schedulers never remind twice.
+    Nothing is sent during the night (QUIET_HOURS); the next run after 08:00 catches up.
     Returns how many reminders were recorded.
     """
     now = now or utcnow()
+    if in_quiet_hours(now):
+        return 0
     count = 0
     for booking in due_reminders(session, now):
         notify_user(

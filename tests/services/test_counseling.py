@@ -290,3 +290,15 @@ def test_check_slot_says_why_a_slot_cannot_be_chosen(session_factory, seeded) ->
         with pytest.raises(counseling.BookingError) as err:
             counseling.check_slot(session, seeded["past"], now=NOW)
         assert err.value.code == "past"
+
+
+def test_no_reminders_at_night(session_factory, seeded) -> None:
+    night = from_local(dt.datetime(2026, 11, 28, 22, 30))
+    morning = from_local(dt.datetime(2026, 11, 29, 7, 59))
+    with session_factory.begin() as session:
+        counseling.book_slot(session, "o-a", seeded["sun_pm"], now=NOW)
+    with session_factory.begin() as session:
+        assert [b.slot_id for b in counseling.due_reminders(session, night)] == [seeded["sun_pm"]]
+        assert counseling.send_booking_reminders(session, night) == 0
+        assert counseling.send_booking_reminders(session, morning) == 0
+        assert counseling.send_booking_reminders(session, morning + dt.timedelta(minutes=1)) == 1
