@@ -200,3 +200,49 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+class EventPusher:
+    """Plays WeChat's part of TEMPLATESENDJOBFINISH: for every template message the simulator accepted,
+    the event reaches `ledger.record_template_event` (what webhook/gateway does with WeChat's push)."""
+
+    def __init__(self, sim: SimServer, factory: Any, interval: float = 0.3) -> None:
+        import threading
+
+        self.sim = sim
+        self.factory = factory
+        self.interval = interval
+        self.seen: dict[str, int] = {}
+        self.pushed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="event-pusher", daemon=True)
+
+    def start(self) -> EventPusher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.push_new()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.push_new()
+
+    def push_new(self) -> None:
+        from bureau.broadcast import ledger
+
+        events: list[tuple[str, str]] = []
+        with self.sim.state.lock:
+            for openid, messages in self.sim.state.inbox.items():
+                start = self.seen.get(openid, 0)
+                for message in messages[start:]:
+                    if message.get("kind") == "template":
+                        events.append((openid, str(message["msgid"])))
+                self.seen[openid] = len(messages)
+        for i in range(0, len(events), 200):
+            with self.factory.begin() as session:
+                for openid, msgid in events[i : i + 200]:
+                    ledger.record_template_event(session, openid, msgid, "success")
+        self.pushed += len(events)
