@@ -105,6 +105,13 @@ def _find_day(text: str, today: dt.date) -> tuple[dt.date, dt.date, str] | None:
         day = _safe_date(int(match[1]), int(match[2]), int(match[3]))
         if day:
             return day, day + dt.timedelta(days=1), ""
+    match = re.search(rf"下个?月({_CN_NUMBER})[日号]", text)
+    if match:
+        day_number = cn_number(match[1])
+        next_month = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        day = _safe_date(next_month.year, next_month.month, day_number) if day_number else None
+        if day:
+            return day, day + dt.timedelta(days=1), ""
     match = re.search(rf"({_CN_NUMBER})月({_CN_NUMBER})[日号]?", text) or re.search(
         r"(?<![\d:：.])(\d{1,2})[/.\-](\d{1,2})(?![\d:：])", text
     )

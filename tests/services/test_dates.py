@@ -53,6 +53,9 @@ def D(month: int, day: int, hour: int = 0, year: int = 2026) -> dt.datetime:  # 
         ("下周", D(11, 30), D(12, 7)),
         ("周末", D(11, 28), D(11, 30)),
         ("我想约明天下午谈心", D(11, 29, 12), D(11, 29, 18)),
+        ("下个月3号", D(12, 3), D(12, 4)),
+        ("下月十五号上午", D(12, 15, 8), D(12, 15, 12)),
+        ("后天下午两点半", D(11, 30, 14), D(11, 30, 15)),
     ],
 )
 def test_expressions(text: str, start: dt.datetime, end: dt.datetime) -> None:
