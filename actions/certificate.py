@@ -65,7 +65,7 @@ class ActionCertStart(BureauAction):
             if _MATERIALS.search(text):
                 answer = certificate.materials_answer(session)
                 if answer:
-                    dispatcher.utter_message(text=f"办优待证要准备：\n{answer}", buttons=[APPLY_BUTTON])
+                    dispatcher.utter_message(text=answer, buttons=[APPLY_BUTTON])
                 else:
                     dispatcher.utter_message(response="utter_info_missing", buttons=[APPLY_BUTTON])
                 return not_now

@@ -52,7 +52,7 @@ def test_materials_and_eligibility_questions_are_answered_from_policy_rows(sessi
         make_policy(session, "certificate_eligibility", "优待证申领条件", "本县户籍退役军人可申领。")
     events, dispatcher = _start(text="办优待证需要什么材料")
     assert slot_events(events)["cert_ready"] is False
-    assert dispatcher.messages[0]["text"] == "办优待证要准备：\n身份证、退役证、近期白底照片。"
+    assert dispatcher.messages[0]["text"] == "身份证、退役证、近期白底照片。"
     assert buttons(dispatcher) == [{"title": "我要申请", "payload": '/certificate_apply{"choice":"apply"}'}]
     _, dispatcher = _start(
         text="烈属能不能办优待证", entities=[{"entity": "veteran_category", "value": "烈属"}]
