@@ -121,7 +121,9 @@ class ValidateCounselForm(FormValidationAction):
     def validate_counsel_topic(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"counsel_topic": counseling.normalize_topic(value)}
+        # An entity value the synonym table did not map ("聊聊天") still names a topic.
+        topic = counseling.normalize_topic(value) or (topic_from_text(str(value)) if value else None)
+        return {"counsel_topic": topic}
 
     # --- time --------------------------------------------------------------------------------------
     def extract_counsel_slot_id(

@@ -66,7 +66,12 @@ class ValidateLegalForm(FormValidationAction):
     def validate_legal_case_topic(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {"legal_case_topic": legal.normalize_topic(value) if value else None}
+        if not value:
+            return {"legal_case_topic": None}
+        if value in legal.LEGAL_TOPICS:
+            return {"legal_case_topic": value}
+        # An entity value the synonym table did not map ("工钱") still names a topic.
+        return {"legal_case_topic": topic_from_text(str(value)) or "其他"}
 
     def extract_legal_description(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -235,6 +235,15 @@ def test_interruptions_leave_the_form_to_the_rules(slots) -> None:
         assert events == [] and dispatcher.messages == [], intent
 
 
+def test_an_unmapped_topic_entity_is_understood(slots) -> None:
+    events, _ = _validate(
+        text="想找人聊聊天",
+        intent="counseling_book",
+        entities=[{"entity": "counseling_topic", "value": "聊聊天"}],
+    )
+    assert slot_events(events)["counsel_topic"] == "谈心"
+
+
 def test_an_unclear_topic_answer_is_asked_again_with_a_hint(slots) -> None:
     events, dispatcher = _validate(text="嗯嗯啊", intent="nlu_fallback", requested_slot="counsel_topic")
     assert responses(dispatcher) == ["utter_counsel_topic_hint"]

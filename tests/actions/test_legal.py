@@ -38,6 +38,13 @@ def test_topic_from_a_button_or_from_words(counselor) -> None:
         requested_slot="legal_case_topic",
     )
     assert slot_events(events) == {"legal_case_topic": "欠薪"}
+    events, _ = _validate(
+        text="讨工钱",
+        intent="legal_help",
+        entities=[{"entity": "legal_topic", "value": "工钱"}],
+        requested_slot="legal_case_topic",
+    )
+    assert slot_events(events) == {"legal_case_topic": "欠薪"}
     events, _ = _validate(text="宅基地被邻居占了", intent="inform", requested_slot="legal_case_topic")
     assert slot_events(events) == {"legal_case_topic": "土地纠纷"}
     events, dispatcher = _validate(text="嗯", intent="nlu_fallback", requested_slot="legal_case_topic")
