@@ -17,6 +17,8 @@ from actions.counseling import known_phone, phone_from_message
 from bureau.services import counseling, legal
 
 FORM_SLOTS = ("legal_case_topic", "legal_description", "legal_phone")
+# An opening message at least this long that names a specific problem is taken as the description.
+OPENING_STORY_LENGTH = 12
 TOPIC_WORDS: list[tuple[str, str]] = [
     ("欠薪", r"欠薪|欠.{0,4}工资|工资.{0,4}(不给|没给|拖欠|要不回|没发)|工钱|讨薪"),
     ("工伤", r"工伤|受伤|摔伤|砸伤|伤残"),
@@ -76,13 +78,26 @@ class ValidateLegalForm(FormValidationAction):
     def extract_legal_description(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if is_interruption(tracker):
+            return {}
+        requested = tracker.get_slot("requested_slot")
+        text = latest_text(tracker)
+        if requested is None and not tracker.get_slot("legal_description"):
+            # "老板欠我三个月工资不给，怎么办" already tells the story: not asked again.
+            if (
+                latest_intent(tracker) == "legal_help"
+                and len(text) >= OPENING_STORY_LENGTH
+                and topic_from_text(text)
+            ):
+                return {"legal_description": text}
+            return {}
         # Whatever NLU thought the story was (legal_help, out_of_scope, nlu_fallback…), it is the answer.
-        if is_interruption(tracker) or tracker.get_slot("requested_slot") != "legal_description":
+        if requested != "legal_description":
             return {}
         if latest_intent(tracker) == "deny":
             dispatcher.utter_message(response="utter_legal_description_hint")
             return {"legal_description": None}
-        return {"legal_description": latest_text(tracker)}
+        return {"legal_description": text}
 
     def validate_legal_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

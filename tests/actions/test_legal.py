@@ -148,3 +148,17 @@ def test_an_invalid_phone_from_a_button_payload_gets_the_hint(counselor) -> None
     )
     assert responses(dispatcher) == ["utter_phone_invalid"]
     assert slot_events(events) == {"legal_phone": None}
+
+
+def test_an_opening_message_that_tells_the_story_is_not_asked_again(counselor) -> None:
+    events, _ = _validate(
+        text="老板欠我三个月工资一直不给，怎么办",
+        intent="legal_help",
+        entities=[{"entity": "legal_topic", "value": "欠薪"}],
+    )
+    assert slot_events(events) == {
+        "legal_case_topic": "欠薪",
+        "legal_description": "老板欠我三个月工资一直不给，怎么办",
+    }
+    events, _ = _validate(text="我要申请法律援助", intent="legal_help")
+    assert slot_events(events) == {}
