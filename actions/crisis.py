@@ -17,6 +17,17 @@ from bureau.db import get_session_factory
 logger = logging.getLogger(__name__)
 
 
+def answer_crisis(dispatcher: CollectingDispatcher, openid: str, text: str, source: str) -> None:
+    """Send CRISIS_REPLY first, then raise the staff alert; a database failure never blocks the reply."""
+    dispatcher.utter_message(text=safety.CRISIS_REPLY)
+    try:
+        with get_session_factory().begin() as session:
+            safety.raise_crisis_alert(session, openid, text, source)
+    except SQLAlchemyError:
+        # The user already has the hotlines; staff still see the message in the message log.
+        logger.exception("could not store the crisis alert")
+
+
 class ActionCrisis(Action):
     """Answer with CRISIS_REPLY first, then raise the staff alert.
 
@@ -30,14 +41,7 @@ class ActionCrisis(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        dispatcher.utter_message(text=safety.CRISIS_REPLY)
-        text = latest_text(tracker) or "（用户点选了求助）"
-        try:
-            with get_session_factory().begin() as session:
-                safety.raise_crisis_alert(session, tracker.sender_id, text, "nlu")
-        except SQLAlchemyError:
-            # The user already has the hotlines; staff still see the message in the message log.
-            logger.exception("could not store the crisis alert")
+        answer_crisis(dispatcher, tracker.sender_id, latest_text(tracker) or "（用户点选了求助）", "nlu")
         if tracker.active_loop_name:
             dispatcher.utter_message(response="utter_crisis_form_paused")
         return leave_form_events(tracker, clear_slots=False)

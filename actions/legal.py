@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from actions.base import BureauAction
 from actions.core import is_interruption, latest_entity, latest_intent, latest_text
 from actions.counseling import known_phone, phone_from_message
+from actions.crisis import answer_crisis
+from bureau import safety
 from bureau.services import counseling, legal
 
 FORM_SLOTS = ("legal_case_topic", "legal_description", "legal_phone")
@@ -97,6 +99,9 @@ class ValidateLegalForm(FormValidationAction):
         if latest_intent(tracker) == "deny":
             dispatcher.utter_message(response="utter_legal_description_hint")
             return {"legal_description": None}
+        if safety.looks_like_crisis(text):
+            # NLU read it as the legal story, but it also speaks of self-harm: the hotlines first.
+            answer_crisis(dispatcher, tracker.sender_id, text, "keyword")
         return {"legal_description": text}
 
     def validate_legal_description(

@@ -162,3 +162,18 @@ def test_an_opening_message_that_tells_the_story_is_not_asked_again(counselor) -
     }
     events, _ = _validate(text="我要申请法律援助", intent="legal_help")
     assert slot_events(events) == {}
+
+
+def test_a_story_that_speaks_of_self_harm_gets_the_hotlines_and_an_alert(session_factory, counselor) -> None:
+    from bureau.models import CrisisAlert
+    from bureau.safety import CRISIS_REPLY
+
+    text = "工资要不回来，我就去跳楼"
+    events, dispatcher = _validate(
+        text=text, intent="legal_help", requested_slot="legal_description", slots={"legal_case_topic": "欠薪"}
+    )
+    assert texts(dispatcher)[0] == CRISIS_REPLY
+    assert slot_events(events)["legal_description"] == text  # the case is still registered
+    with session_factory() as session:
+        alert = session.scalars(select(CrisisAlert)).one()
+        assert (alert.openid, alert.message, alert.source) == (USER, text, "keyword")
