@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -87,16 +88,31 @@ def jobs_near(
     if not valid_point(lat, lng):
         return []
     today = today or local_today()
-    jobs = session.scalars(
-        select(JobPosting).where(
+    # Rank on the coordinates alone, then load only the nearest postings: building an ORM object for
+    # every open posting cost far more than the query (benchmarks/growth/REPORT.md).
+    points = session.execute(
+        select(JobPosting.id, JobPosting.latitude, JobPosting.longitude).where(
             is_open(today), JobPosting.latitude.is_not(None), JobPosting.longitude.is_not(None)
         )
+    ).tuples()
+    nearest = heapq.nsmallest(
+        limit,
+        (
+            (km, job_id)
+            for job_id, job_lat, job_lng in points
+            if (km := distance_km(lat, lng, job_lat, job_lng)) is not None
+        ),
+        key=lambda pair: (pair[0], -pair[1]),
     )
-    ranked = [
-        (job, km) for job in jobs if (km := distance_km(lat, lng, job.latitude, job.longitude)) is not None
-    ]
-    ranked.sort(key=lambda pair: (pair[1], -pair[0].id))
-    return ranked[:limit]
+    if not nearest:
+        return []
+    by_id = {
+        job.id: job
+        for job in session.scalars(
+            select(JobPosting).where(JobPosting.id.in_([job_id for _, job_id in nearest]))
+        )
+    }
+    return [(by_id[job_id], km) for km, job_id in nearest if job_id in by_id]
 
 
 def open_job(session: Session, job_id: int, today: dt.date | None = None) -> JobPosting | None:
