@@ -194,3 +194,36 @@ def test_broker_choice(monkeypatch, tmp_path):
 def test_start_campaigns_never_raises(monkeypatch):
     monkeypatch.setattr("bureau.broadcast.tasks.kick", lambda cid, lanes=None: 1 / 0)
     hooks.start_campaigns([1, 2])
+
+
+def test_sweep_frees_a_dead_local_workers_claims_at_once_and_queues_the_campaign(session_factory):
+    import socket
+    import subprocess
+
+    from bureau.broadcast import campaigns, ledger, tasks
+
+    with session_factory.begin() as s:
+        for i in range(3):
+            add_user(s, f"s{i}", subscriptions=[(None, None)])
+        job_id = add_job(s).id
+    with session_factory.begin() as s:
+        cid = campaigns.publish_job(s, job_id, enqueue=False).id
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with session_factory.begin() as s:
+        ledger.claim_batch(s, f"{socket.gethostname()[:30]}:{gone.pid}:abc123", 2, cid)
+        ledger.claim_batch(s, "otherhost:1:def456", 1, cid)  # another machine: only its lease can tell
+    result = tasks.sweep_once()
+    assert result["released"] == 2 and result["dead_workers"] == [
+        f"{socket.gethostname()[:30]}:{gone.pid}:abc123"
+    ]
+    assert result["idle"] == []  # the other host's fresh claim means someone is working on it
+    with session_factory.begin() as s:
+        statuses = sorted(s.scalars(select(Delivery.status).where(Delivery.campaign_id == cid)))
+    assert statuses == ["pending", "pending", "sending"]
+
+
+def test_booking_reminder_task_runs_the_counseling_service(session_factory):
+    from bureau.broadcast import tasks
+
+    assert tasks.booking_reminders.run() == 0  # nothing booked: nothing to remind

@@ -88,7 +88,7 @@ def test_two_sigkills_mid_campaign_every_subscriber_gets_exactly_one_message(sta
             assert reached, f"{name} did not reach {kill_at} sends: {harness.counts(factory, cid)}"
             stack.kill(worker)  # SIGKILL, mid-run: claims, in-flight requests and queued tasks are lost
         last = stack.start_worker("w3", beat=True)
-        assert harness.wait_until(lambda: harness.finished(factory, cid), timeout=90), harness.counts(
+        assert harness.wait_until(lambda: harness.finished(factory, cid), timeout=120), harness.counts(
             factory, cid
         )
         stack.stop(last)
