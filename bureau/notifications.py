@@ -45,5 +45,5 @@ def notify_user(
     # Broadcast: queue the sending once the caller commits (never inside its transaction).
     from bureau.broadcast.hooks import enqueue_after_commit
 
-    enqueue_after_commit(session, campaign.id)
+    enqueue_after_commit(session, campaign.id, lanes=1)
     return campaign

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bureau import audit
 from bureau.broadcast import hooks
@@ -131,6 +131,18 @@ def publish_job(session: Session, job_id: int, actor: str = "system", enqueue: b
     session.add(campaign)
     session.flush()
     recipients = _recipients_select(session, job).subquery()
+    # Re-publishing after a cancel must not tell anyone twice: skip users an earlier campaign reached.
+    earlier = aliased(Delivery)
+    already_told = (
+        select(earlier.id)
+        .join(Campaign, Campaign.id == earlier.campaign_id)
+        .where(
+            Campaign.job_id == job.id,
+            earlier.openid == recipients.c.openid,
+            earlier.status.in_((DeliveryStatus.SENT, DeliveryStatus.SENDING)),
+        )
+        .exists()
+    )
     session.execute(
         insert(Delivery).from_select(
             ["campaign_id", "openid", "status", "attempts", "updated_at"],
@@ -140,7 +152,7 @@ def publish_job(session: Session, job_id: int, actor: str = "system", enqueue: b
                 literal(DeliveryStatus.PENDING),
                 literal(0),
                 literal(now),
-            ),
+            ).where(~already_told),
         )
     )
     count = session.scalar(

@@ -21,9 +21,11 @@ _PENDING = "zhanyou_broadcast_enqueue"
 _HOOKED = "zhanyou_broadcast_hooked"
 
 
-def enqueue_after_commit(session: Session, campaign_id: int) -> None:
-    """Queue `campaign_id` for sending when `session` commits (nothing happens on rollback)."""
-    session.info.setdefault(_PENDING, set()).add(campaign_id)
+def enqueue_after_commit(session: Session, campaign_id: int, lanes: int | None = None) -> None:
+    """Queue `campaign_id` for sending when `session` commits (nothing happens on rollback).
+
+    `lanes`: how many tasks share the campaign (default BROADCAST_LANES; 1 for a single recipient)."""
+    session.info.setdefault(_PENDING, {})[campaign_id] = lanes
     if not session.info.get(_HOOKED):
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_soft_rollback", _after_rollback)
@@ -36,12 +38,12 @@ def _after_rollback(session: Session, _previous: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
-    ids = sorted(session.info.pop(_PENDING, set()))
-    if ids:
-        start_campaigns(ids)
+    pending: dict[int, int | None] = session.info.pop(_PENDING, {})
+    if pending:
+        start_campaigns(sorted(pending), lanes=pending)
 
 
-def start_campaigns(ids: list[int]) -> None:
+def start_campaigns(ids: list[int], lanes: dict[int, int | None] | None = None) -> None:
     """Queue the sending of these campaigns now (never raises: the sweep is the safety net)."""
     from bureau.broadcast.config import get_config
 
@@ -53,7 +55,7 @@ def start_campaigns(ids: list[int]) -> None:
         from bureau.broadcast.tasks import kick
 
         for campaign_id in ids:
-            kick(campaign_id)
+            kick(campaign_id, (lanes or {}).get(campaign_id))
     except Exception:  # the broker may be down; the sweep will pick the campaign up
         logger.warning("event=broadcast_enqueue_failed campaigns=%s", ids, exc_info=True)
 

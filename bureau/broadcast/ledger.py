@@ -451,6 +451,17 @@ def mark_unsubscribed(session: Session, openid: str) -> None:
 def finish_campaigns(session: Session, now: dt.datetime | None = None) -> list[int]:
     """Close running or cancelled campaigns with nothing left pending or in flight; returns their ids."""
     now = now or utcnow()
+    # A cancelled campaign's row can come back to pending (a template message WeChat never confirmed):
+    # it is not sent again, it is skipped like the rest.
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.status == CampaignStatus.CANCELLED)),
+        )
+        .values(status=DeliveryStatus.SKIPPED, reason="cancelled", finished_at=now, claimed_by=None)
+        .execution_options(synchronize_session=False)
+    )
     open_rows = exists().where(
         Delivery.campaign_id == Campaign.id,
         Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),

@@ -154,11 +154,50 @@ def sweep_once() -> dict[str, Any]:
 def sweep() -> dict[str, Any]:
     """Periodic (beat): the safety net that makes every campaign finish whatever was lost on the way."""
     result = sweep_once()
-    for campaign_id in result["idle"]:
-        run_campaign.apply_async((campaign_id,))
+    lanes = get_config().lanes
+    if len(result["idle"]) > lanes:  # many small campaigns (notifications): a few tasks take them all
+        for _ in range(lanes):
+            run_campaign.apply_async((None,))
+    else:
+        for campaign_id in result["idle"]:
+            run_campaign.apply_async((campaign_id,))
+    global _sweeps
+    _sweeps += 1
+    if _sweeps % 60 == 1:
+        result["broker_pruned"] = prune_database_broker()
     if any(result[k] for k in ("released", "unconfirmed", "resent", "finished", "idle")):
         logger.info("event=broadcast_sweep %s", result)
     return result
+
+
+_sweeps = 0
+
+
+def prune_database_broker(keep_seconds: float = 3600.0, url: str | None = None) -> int:
+    """Delete consumed messages from the database broker's table (kombu's SQLAlchemy transport only hides
+    them, so without this the table grows by every sweep and task forever)."""
+    url = url or str(app.conf.broker_url or "")
+    if not url.startswith("sqla+"):
+        return 0
+    import datetime as dt
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.removeprefix("sqla+"))
+    try:
+        with engine.begin() as conn:
+            # kombu stamps a message with local time when it is taken off the queue.
+            cutoff = dt.datetime.now() - dt.timedelta(seconds=keep_seconds)
+            done = conn.execute(
+                text('DELETE FROM kombu_message WHERE visible = :hidden AND "timestamp" < :cutoff'),
+                {"hidden": False, "cutoff": cutoff},
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+    except Exception:  # best effort: a missing table (nothing consumed yet) or a busy database
+        logger.warning("event=broker_prune_failed", exc_info=True)
+        return 0
+    finally:
+        engine.dispose()
 
 
 @app.task(name="bureau.broadcast.tasks.booking_reminders")

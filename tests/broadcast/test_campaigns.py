@@ -162,3 +162,33 @@ def test_report_counts_reasons_elapsed_and_rate(session_factory):
     assert data["progress"] == round(5 / 6, 4) and data["done"] == 5
     text = campaigns.format_report(rep)
     assert "收件人 6  已发送 3  失败 1  跳过 1" in text and "40037 模板ID无效 × 1" in text
+
+
+def test_republishing_after_cancel_tells_only_those_not_yet_told(session_factory):
+    cid = _campaign_with(session_factory, 4)
+    with session_factory.begin() as s:
+        rows = s.scalars(select(Delivery).where(Delivery.campaign_id == cid).order_by(Delivery.id)).all()
+        rows[0].status, rows[0].channel = DeliveryStatus.SENT, "template"
+        job_id = s.get(Campaign, cid).job_id
+    with session_factory.begin() as s:
+        campaigns.cancel(s, cid)
+    with session_factory.begin() as s:
+        again = campaigns.publish_job(s, job_id).id
+    assert again != cid
+    with session_factory.begin() as s:
+        assert _recipients(s, again) == {"u001", "u002", "u003"}
+
+
+def test_a_cancelled_campaigns_returning_rows_are_skipped_not_sent(session_factory):
+    from bureau.broadcast import ledger
+
+    cid = _campaign_with(session_factory, 2)
+    with session_factory.begin() as s:
+        campaigns.cancel(s, cid)
+    with session_factory.begin() as s:  # e.g. an unconfirmed template message put back to pending
+        s.scalars(select(Delivery).where(Delivery.campaign_id == cid)).first().status = DeliveryStatus.PENDING
+    with session_factory.begin() as s:
+        ledger.finish_campaigns(s)
+    with session_factory.begin() as s:
+        rep = campaigns.report(s, cid)
+    assert (rep.skipped, rep.pending, rep.status) == (2, 0, "cancelled")

@@ -227,3 +227,23 @@ def test_booking_reminder_task_runs_the_counseling_service(session_factory):
     from bureau.broadcast import tasks
 
     assert tasks.booking_reminders.run() == 0  # nothing booked: nothing to remind
+
+
+def test_consumed_messages_are_pruned_from_the_database_broker(tmp_path):
+    from kombu import Connection
+
+    from bureau.broadcast import tasks
+
+    url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    with Connection(url) as conn:
+        queue = conn.SimpleQueue("prune-test")
+        queue.put({"n": 1})
+        queue.put({"n": 2})
+        queue.get(timeout=5).ack()
+        queue.close()
+    assert tasks.prune_database_broker(keep_seconds=3600, url=url) == 0  # consumed just now: kept a while
+    assert tasks.prune_database_broker(keep_seconds=-5, url=url) == 1  # the consumed one only
+    with Connection(url) as conn:
+        queue = conn.SimpleQueue("prune-test")
+        assert queue.get(timeout=5).payload == {"n": 2}
+        queue.close()
