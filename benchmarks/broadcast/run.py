@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "BROADCAST_RATE": str(args.rate),
             "BROADCAST_LANES": str(2 * args.workers),
             "BROADCAST_REDIS_PREFIX": prefix,
+            "BROADCAST_QUEUE": f"zb.{prefix}",
         }
     )
     os.environ.pop("BROKER_URL", None)
@@ -88,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         sim,
         workdir,
         redis_url=redis_url,
-        extra_env={"BROADCAST_RATE": str(args.rate), "BROADCAST_REDIS_PREFIX": prefix},
+        extra_env={
+            "BROADCAST_RATE": str(args.rate),
+            "BROADCAST_REDIS_PREFIX": prefix,
+            "BROADCAST_QUEUE": f"zb.{prefix}",
+        },
     )
     factory = stack.factory
     result: dict[str, object] = {}

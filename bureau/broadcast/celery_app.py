@@ -62,7 +62,8 @@ def celery_config() -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_default_queue": "zhanyou.broadcast",
+        # One queue per deployment: two deployments sharing a Redis must not run each other's campaign ids.
+        "task_default_queue": os.environ.get("BROADCAST_QUEUE") or "zhanyou.broadcast",
         "task_serializer": "json",
         "accept_content": ["json"],
         "timezone": "Asia/Shanghai",

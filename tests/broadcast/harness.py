@@ -59,6 +59,7 @@ class Stack:
         )
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
+        env["BROADCAST_QUEUE"] = f"zt.{Path(self.log_dir).name}.{id(self)}"  # never shared with another run
         env.update(self.extra_env)
         return env
 
