@@ -269,6 +269,7 @@ def record_sent_many(session: Session, worker: str, rows: list[dict[str, Any]]) 
             updated_at=bindparam("b_finished_at"),
         )
     )
+    # In id order, so two multi-row writers always lock rows in the same order and cannot deadlock.
     params = [
         {
             "b_id": r["id"],
@@ -276,7 +277,7 @@ def record_sent_many(session: Session, worker: str, rows: list[dict[str, Any]]) 
             "b_msgid": r.get("msgid"),
             "b_finished_at": r["finished_at"],
         }
-        for r in rows
+        for r in sorted(rows, key=lambda r: int(r["id"]))
     ]
     return _rowcount(session.connection().execute(stmt, params))
 

@@ -242,8 +242,15 @@ class EventPusher:
                     if message.get("kind") == "template":
                         events.append((openid, str(message["msgid"])))
                 self.seen[openid] = len(messages)
-        for i in range(0, len(events), 200):
-            with self.factory.begin() as session:
-                for openid, msgid in events[i : i + 200]:
-                    ledger.record_template_event(session, openid, msgid, "success")
+        for openid, msgid in events:  # one push, one transaction: as the webhook receives them
+            for attempt in range(5):
+                try:
+                    with self.factory.begin() as session:
+                        ledger.relaxed_commit(session)
+                        ledger.record_template_event(session, openid, msgid, "success")
+                    break
+                except Exception:  # a lock conflict with a worker's batch: WeChat would push again
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.1)
         self.pushed += len(events)

@@ -69,7 +69,7 @@ def test_two_sigkills_mid_campaign_every_subscriber_gets_exactly_one_message(sta
             "BROADCAST_RATE": "200",
             "BROADCAST_SWEEP_SECONDS": "2",
             "BROADCAST_LEASE_SECONDS": "20",
-            "BROADCAST_TEMPLATE_GRACE_SECONDS": "6",
+            "BROADCAST_TEMPLATE_GRACE_SECONDS": "10",
             "BROADCAST_TASK_SECONDS": "10",
             "BROADCAST_REDIS_PREFIX": prefix,
         },
