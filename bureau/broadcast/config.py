@@ -62,7 +62,7 @@ class BroadcastConfig:
 
     rate: float = 100.0  # messages per second for the whole account, all workers together
     batch_size: int = 20  # deliveries claimed per round
-    threads: int = 8  # concurrent requests per worker process
+    threads: int = 6  # concurrent requests per task (a worker runs --concurrency tasks)
     lanes: int = 2  # tasks queued per campaign when it starts (lets several workers share it)
     lease_seconds: float = 60.0  # a claim older than this belongs to a dead worker
     task_seconds: float = 30.0  # a task hands over to a fresh one after this long (lets pause act)
@@ -94,7 +94,7 @@ class BroadcastConfig:
         return cls(
             rate=float(_env("BROADCAST_RATE", "100")),
             batch_size=int(_env("BROADCAST_BATCH", "20")),
-            threads=int(_env("BROADCAST_THREADS", "8")),
+            threads=int(_env("BROADCAST_THREADS", "6")),
             lanes=int(_env("BROADCAST_LANES", "2")),
             lease_seconds=float(_env("BROADCAST_LEASE_SECONDS", "60")),
             task_seconds=float(_env("BROADCAST_TASK_SECONDS", "30")),

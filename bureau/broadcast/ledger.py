@@ -22,6 +22,7 @@ from bureau.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, We
 from bureau.timeutil import utcnow
 
 UNCONFIRMED = "unconfirmed"  # reason of a delivery whose request went out but whose answer was lost
+ASYNC_COMMIT = "zhanyou_async_commit"  # connection.info flag: synchronous_commit is off for the session
 NO_RECEIPT = "no_receipt"  # a template message WeChat never confirmed: due to be sent again
 
 
@@ -53,7 +54,9 @@ def relaxed_commit(session: Session) -> None:
     fraction of a second of bookkeeping. (SQLite's equivalent is WAL with synchronous=NORMAL.)
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        connection = session.connection()
+        if not connection.info.get(ASYNC_COMMIT):  # the worker's own pool sets it once per connection
+            connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def claim_batch(

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import sessionmaker
 
 from bureau.broadcast import ledger
@@ -50,12 +50,22 @@ def _shared() -> tuple[RateLimiter | None, BroadcastClient, sessionmaker]:
                 # (5 + overflow) would open and close a connection per message beyond five threads.
                 size = config.threads * 2 + 4
                 engine = make_engine(settings.database_url, pool_size=size, max_overflow=size)
+                event.listen(engine, "connect", _async_commit)
                 _own_engines.append(engine)
                 factory = sessionmaker(bind=engine, expire_on_commit=False)
             _factories[key] = factory
             _limiter[key] = make_limiter(config.rate, settings.redis_url, factory, config.redis_prefix)
             _client[key] = make_client(config.threads)
         return _limiter[key], _client[key], _factories[key]
+
+
+def _async_commit(dbapi_connection: Any, record: Any) -> None:
+    # See ledger.relaxed_commit: set once per pooled connection instead of once per transaction.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET synchronous_commit TO off")
+    dbapi_connection.autocommit = autocommit
+    record.info[ledger.ASYNC_COMMIT] = True
 
 
 def make_broadcaster() -> Broadcaster:
