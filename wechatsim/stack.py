@@ -30,8 +30,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen | None = None,
-               log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll `check` until it is true; fail with the process's log tail when it dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,26 +120,52 @@ class LocalStack:
     # -- starting ----------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Part:
         log = self.workdir / f"{name}.log"
-        handle = log.open("ab")
-        process = subprocess.Popen(
-            argv, cwd=ROOT, env=env or self.env(), stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with log.open("ab") as handle:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env or self.env(),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         part = Part(name, process, self.ports.get(name), log)
         self.parts[name] = part
         return part
 
     def start_simulator(self) -> None:
-        part = self._spawn("simulator", [str(VENV_BIN / "python"), "-m", "wechatsim.server",
-                                          "--port", str(self.ports["simulator"])])
-        wait_until(lambda: requests.get(self.url("simulator") + "/sim/health", timeout=1).ok, 30,
-                   "simulator", part.process, part.log)
+        part = self._spawn(
+            "simulator",
+            [str(VENV_BIN / "python"), "-m", "wechatsim.server", "--port", str(self.ports["simulator"])],
+        )
+        wait_until(
+            lambda: requests.get(self.url("simulator") + "/sim/health", timeout=1).ok,
+            30,
+            "simulator",
+            part.process,
+            part.log,
+        )
 
     def start_actions(self) -> None:
-        part = self._spawn("actions", [str(VENV_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
-                                        "--port", str(self.ports["actions"])])
-        wait_until(lambda: requests.get(self.url("actions") + "/health", timeout=1).ok, 60,
-                   "action server", part.process, part.log)
+        part = self._spawn(
+            "actions",
+            [
+                str(VENV_BIN / "python"),
+                "-m",
+                "rasa_sdk",
+                "--actions",
+                "actions",
+                "--port",
+                str(self.ports["actions"]),
+            ],
+        )
+        wait_until(
+            lambda: requests.get(self.url("actions") + "/health", timeout=1).ok,
+            60,
+            "action server",
+            part.process,
+            part.log,
+        )
 
     def _rasa_endpoints(self) -> Path:
         lines = ["action_endpoint:", f'  url: "{self.url("actions")}/webhook"']
@@ -145,8 +176,13 @@ class LocalStack:
             parsed = urlparse(self.redis_url)
             db = (parsed.path or "/0").lstrip("/") or "0"
             for store in ("tracker_store", "lock_store"):
-                lines += [f"{store}:", "  type: redis", f"  url: {parsed.hostname}",
-                          f"  port: {parsed.port or 6379}", f"  db: {db}"]
+                lines += [
+                    f"{store}:",
+                    "  type: redis",
+                    f"  url: {parsed.hostname}",
+                    f"  port: {parsed.port or 6379}",
+                    f"  db: {db}",
+                ]
                 if store == "tracker_store":
                     lines.append("  key_prefix: zhanyou")
         path = self.workdir / "endpoints.yml"
@@ -158,8 +194,19 @@ class LocalStack:
         env["SANIC_WORKERS"] = str(self.rasa_workers)
         part = self._spawn(
             "rasa",
-            [str(RASA_BIN), "run", "--enable-api", "--model", self.model, "--port", str(self.ports["rasa"]),
-             "--endpoints", str(self._rasa_endpoints()), "--credentials", str(ROOT / "bot" / "credentials.yml")],
+            [
+                str(RASA_BIN),
+                "run",
+                "--enable-api",
+                "--model",
+                self.model,
+                "--port",
+                str(self.ports["rasa"]),
+                "--endpoints",
+                str(self._rasa_endpoints()),
+                "--credentials",
+                str(ROOT / "bot" / "credentials.yml"),
+            ],
             env,
         )
 
@@ -172,16 +219,43 @@ class LocalStack:
     def start_webhook(self) -> None:
         part = self._spawn(
             "webhook",
-            [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.ports['webhook']}",
-             "--workers", str(self.webhook_workers), "--threads", "8", "--worker-class", "gthread",
-             "--timeout", "30", "webhook:create_app()"],
+            [
+                str(VENV_BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{self.ports['webhook']}",
+                "--workers",
+                str(self.webhook_workers),
+                "--threads",
+                "8",
+                "--worker-class",
+                "gthread",
+                "--timeout",
+                "30",
+                "webhook:create_app()",
+            ],
         )
-        wait_until(lambda: requests.get(self.url("webhook") + "/healthz", timeout=1).ok, 60,
-                   "webhook", part.process, part.log)
+        wait_until(
+            lambda: requests.get(self.url("webhook") + "/healthz", timeout=1).ok,
+            60,
+            "webhook",
+            part.process,
+            part.log,
+        )
 
     def start_worker(self) -> None:
-        self._spawn("worker", [str(VENV_BIN / "celery"), "-A", "bureau.broadcast.celery_app", "worker",
-                               "--concurrency", "1", "--loglevel", "INFO"])
+        self._spawn(
+            "worker",
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "bureau.broadcast.celery_app",
+                "worker",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+        )
 
     def prepare_database(self, seed: bool = True) -> None:
         """Migrate (and seed) the stack's database with the project's own commands."""
@@ -232,8 +306,9 @@ def current_model() -> str:
     model = os.environ.get("MODEL")
     if model and Path(model).exists():
         return model
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "train.sh")], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "train.sh")], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stderr[-4000:])
         raise RuntimeError("training the Rasa model failed")
