@@ -128,6 +128,10 @@ class RetryingFormValidation(FormValidationAction):
         validate: Callable[[str], str],
     ) -> dict[str, Any]:
         """Validate `value` with a bureau validator raising InvalidInput(reason)."""
+        if value is None:
+            # A slot cleared by a start action (SlotSet None) is "to validate" in rasa-sdk's eyes, but
+            # nobody answered anything: judging it would scold the user for a question not yet asked.
+            return {}
         try:
             return self.accept(slot, validate(str(value or "")))
         except identity.InvalidInput as exc:

@@ -239,3 +239,23 @@ def test_the_action_server_registers_every_action_of_the_slice():
         "action_hardship_start", "action_hardship_submit", "validate_hardship_form",
     }  # fmt: skip
     assert expected <= set(executor.actions)
+
+
+def test_opening_the_form_does_not_judge_slots_the_start_action_cleared(db_url):
+    # action_bind_start clears the form's slots (SlotSet None); rasa-sdk then hands those slots to the
+    # validator on the form's first run. Nothing was answered yet, so nothing may be reported wrong.
+    cleared = [
+        {"event": "slot", "name": slot, "value": None}
+        for slot in ("bind_name", "bind_id_number", "bind_phone")
+    ]
+    tracker = make_tracker(
+        "o-fresh",
+        slots={"bind_name": None, "bind_id_number": None, "bind_phone": None, "bind_failures": 0},
+        intent="bind_identity",
+        text="/bind_identity",
+        active_loop="bind_form",
+        events=[{"event": "user", "text": "/bind_identity"}, *cleared],
+    )
+    events, dispatcher = asyncio.run(run_action_async(ValidateBindForm(), tracker, DOMAIN))
+    assert dispatcher.messages == []
+    assert slot_events(events).get("bind_gave_up") is None
