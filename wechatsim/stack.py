@@ -243,19 +243,20 @@ class LocalStack:
         )
 
     def start_worker(self) -> None:
-        self._spawn(
+        argv = [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "bureau.broadcast.celery_app",
             "worker",
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "bureau.broadcast.celery_app",
-                "worker",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-            ],
-        )
+            "--beat",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "INFO",
+        ]
+        self._spawn("worker", argv)
 
     def prepare_database(self, seed: bool = True) -> None:
         """Migrate (and seed) the stack's database with the project's own commands."""

@@ -398,13 +398,28 @@ def test_late_failure_sends_the_apology_and_keeps_the_message(
 ) -> None:
     rasa.delay = 1.0
     rasa.responder = lambda s, m: []  # what Rasa's REST channel returns when the action server is down
-    push = Pusher(make_app(budget=0.3).test_client())
+    push = Pusher(make_app(budget=0.3, ACTION_SERVER_URL="http://127.0.0.1:9/webhook").test_client())
     interact(sim, "oLateFail")
     assert push.text("oLateFail", "帮我查一下补贴").get_data(as_text=True) == "success"
     pushed = inbox(sim, "oLateFail", 1)
     assert len(pushed) == 1 and "已转给工作人员" in pushed[0]["text"]
     with session_factory.begin() as session:
         assert session.scalars(select(HandoffTicket)).one().reason == "bot_unavailable"
+
+
+def test_silence_with_every_part_up_is_answered_kindly_and_opens_no_ticket(
+    make_app: Any, rasa: Any, session_factory: Any
+) -> None:
+    rasa.responder = lambda s, m: []  # the dialogue chose to say nothing (e.g. a bare number, no form)
+    # The double answers any GET with 200, so the action server's health check passes.
+    push = Pusher(make_app(ACTION_SERVER_URL=rasa.url + "/webhook").test_client())
+    reply = push.reply(push.text("oSilent", "350926197509153531"))["Content"]
+    assert "没太明白" in reply and "已转给工作人员" not in reply
+    with session_factory.begin() as session:
+        assert session.scalars(select(HandoffTicket)).all() == []
+        logged = session.scalars(select(MessageLog).where(MessageLog.direction == "in")).one()
+        assert logged.unanswered is True
+        assert "350926197509153531" not in (logged.content or "")
 
 
 def test_logs_hold_no_openid_and_no_id_number(push: Pusher, rasa: Any, caplog: Any) -> None:

@@ -25,7 +25,7 @@ from bureau.wechat.client import WeChatApiError, WeChatClient
 from webhook.gateway import texts
 from webhook.gateway.logs import log_event
 from webhook.gateway.nearby import nearby_answer
-from webhook.gateway.rasa_client import RasaLike, RasaUnavailable
+from webhook.gateway.rasa_client import RasaLike, RasaSilent, RasaUnavailable
 from webhook.gateway.render import Outcome, choices_block, render, resolve_choice, split_utf8
 from webhook.gateway.state import PendingChoices, RateLimiter
 
@@ -256,6 +256,13 @@ class Gateway:
             responses = self.rasa.send(openid, message, timeout=self.rasa_timeout)
             outcome = render(responses)
             self.choices.remember(openid, outcome.choices)
+        except RasaSilent:
+            # Every part is up; the dialogue just had no answer for this message (e.g. a bare ID
+            # number outside any form). Say so kindly; nothing for staff to pick up.
+            log_event("rasa_silent", openid)
+            outcome = Outcome(text=texts.NOT_UNDERSTOOD)
+            if log_id is not None:
+                self._mark_unanswered(log_id)
         except RasaUnavailable as exc:
             log_event("rasa_unavailable", openid, logging.WARNING, reason=exc.reason)
             outcome, unavailable = Outcome(text=self.apology), True
@@ -349,6 +356,10 @@ class Gateway:
             session.add(row)
             session.flush()
             return row.id
+
+    def _mark_unanswered(self, log_id: int) -> None:
+        with self.factory.begin() as session:
+            session.execute(update(MessageLog).where(MessageLog.id == log_id).values(unanswered=True))
 
     def _keep_for_staff(self, openid: str, text: str, log_id: int | None) -> None:
         with self.factory.begin() as session:

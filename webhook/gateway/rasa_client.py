@@ -3,8 +3,9 @@
 `send(openid, text, timeout)` posts {"sender": openid, "message": text} to
 `{RASA_URL}/webhooks/rest/webhook` and returns Rasa's list of responses
 ({"recipient_id", "text"?, "buttons"?, "image"?, "custom"?}). Anything that is not such an answer —
-connection refused, timeout, HTTP error, not JSON, or an empty list (our bot answers every message;
-Rasa returns nothing when the action server failed) — raises `RasaUnavailable`.
+connection refused, timeout, HTTP error, not JSON — raises `RasaUnavailable`. An empty list means
+either that the action server failed (Rasa then says nothing) or that the dialogue chose to say
+nothing; a look at the action server's health tells which: `RasaUnavailable`, or `RasaSilent`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class RasaUnavailable(Exception):
         self.reason = reason
 
 
+class RasaSilent(RasaUnavailable):
+    """Rasa and its action server are up, but the dialogue had nothing to say to this message."""
+
+
 class RasaLike(Protocol):
     def send(self, openid: str, text: str, timeout: float) -> list[dict[str, Any]]: ...
 
@@ -33,8 +38,11 @@ Understanding = tuple[str, float]  # (intent name, confidence)
 class RasaClient:
     """Rasa's REST channel over HTTP (a pooled session shared by the gateway's threads)."""
 
-    def __init__(self, base_url: str, http: requests.Session | None = None) -> None:
+    def __init__(
+        self, base_url: str, http: requests.Session | None = None, action_health_url: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.action_health_url = action_health_url
         self.url = self.base_url + "/webhooks/rest/webhook"
         self.http = http or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
@@ -59,8 +67,18 @@ class RasaClient:
             raise RasaUnavailable("not a list")
         messages = [m for m in data if isinstance(m, dict)]
         if not messages:
-            raise RasaUnavailable("empty answer")
+            if self._actions_healthy():
+                raise RasaSilent("nothing to say")
+            raise RasaUnavailable("empty answer, action server down")
         return messages
+
+    def _actions_healthy(self) -> bool:
+        if not self.action_health_url:
+            return False
+        try:
+            return self.http.get(self.action_health_url, timeout=1.0).status_code == 200
+        except requests.RequestException:
+            return False
 
     def understanding(self, openid: str, text: str, timeout: float = 2.0) -> Understanding | None:
         """How Rasa understood `text` (its tracker's latest message), for the message log; None if unknown.

@@ -49,7 +49,11 @@ class GatewayContext:
         redis = redis_client(redis_url) if redis_url else None
         self.claims = Claims(factory, redis)
         store = make_store(redis_url, database_url)
-        rasa = conf.get("GATEWAY_RASA") or RasaClient(conf.get("RASA_URL", settings.rasa_url))
+        action_url = conf.get("ACTION_SERVER_URL", settings.action_server_url)
+        rasa = conf.get("GATEWAY_RASA") or RasaClient(
+            conf.get("RASA_URL", settings.rasa_url),
+            action_health_url=action_url.rsplit("/webhook", 1)[0] + "/health",
+        )
         wechat_client: WeChatClient | None = conf.get("WECHAT_CLIENT")
 
         def wechat() -> WeChatClient:
