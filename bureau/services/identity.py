@@ -81,9 +81,54 @@ def validate_name(text: str) -> str:
         if cleaned.startswith(prefix) and len(cleaned) > len(prefix) + 1:
             cleaned = cleaned[len(prefix) :]
             break
-    if not _NAME.match(cleaned):
+    if not _NAME.match(cleaned) or _looks_like_a_sentence(cleaned):
         raise InvalidInput("请发身份证上的中文姓名，比如 张建国")
     return cleaned
+
+
+# A name step accepts any text (the NLU cannot know names), so plain chat and questions are refused here.
+_NOT_NAME_WORDS = (
+    "工作",
+    "优待",
+    "补助",
+    "补贴",
+    "预约",
+    "申请",
+    "怎么",
+    "什么",
+    "哪里",
+    "多少",
+    "谢谢",
+    "你好",
+    "不是",
+    "没有",
+    "可以",
+    "好的",
+    "是的",
+    "知道",
+    "菜单",
+    "人工",
+    "取消",
+    "不想",
+    "帮忙",
+    "查询",
+    "办理",
+    "政策",
+    "服务",
+    "绑定",
+    "身份",
+    "手机",
+    "电话",
+    "不用",
+    "算了",
+)
+_NOT_NAME_CHARS = set("吗呢吧啊么嘛呀哦噢嗯？?！!，,。")
+
+
+def _looks_like_a_sentence(text: str) -> bool:
+    if "·" not in text and len(text) > 4:
+        return True  # Han names are 2–4 characters; longer ones (minorities) carry a "·"
+    return any(word in text for word in _NOT_NAME_WORDS) or bool(_NOT_NAME_CHARS & set(text))
 
 
 def validate_veteran_category(text: str) -> str:

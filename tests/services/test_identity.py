@@ -161,3 +161,16 @@ def test_townships_names_and_categories():
     assert identity.validate_veteran_category("我是烈属") == "烈属"
     with pytest.raises(identity.InvalidInput, match="退役士兵"):
         identity.validate_veteran_category("学生")
+
+
+def test_a_name_step_takes_any_real_name_and_refuses_chat():
+    # The NLU reads some names as chat (蔡光荣 → "affirm"), so the name step takes any text and the
+    # validator decides.
+    from bureau.services.identity import InvalidInput, validate_name
+
+    for name in ("蔡光荣", "欧阳建国", "买买提·艾力"):
+        assert validate_name(name) == name
+    assert validate_name("我叫李国庆") == "李国庆"
+    for chat in ("好的", "你好", "我要查工作", "优待证", "是吗", "张三丰先生的儿子"):
+        with pytest.raises(InvalidInput):
+            validate_name(chat)
