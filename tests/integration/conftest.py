@@ -29,8 +29,12 @@ _openids = itertools.count(1)
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     workdir: Path = tmp_path_factory.mktemp("stack")
     database_url = f"sqlite:///{workdir / 'zhanyou.db'}"
-    local = LocalStack(workdir=workdir, model=current_model(), database_url=database_url,
-                       extra_env={"DATA_KEY": "integration-data-key"})
+    local = LocalStack(
+        workdir=workdir,
+        model=current_model(),
+        database_url=database_url,
+        extra_env={"DATA_KEY": "integration-data-key"},
+    )
     try:
         local.start()
         yield local
