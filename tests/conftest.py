@@ -90,7 +90,9 @@ def session_factory(db_url: str) -> sessionmaker:
 def app(db_url: str):  # type: ignore[no-untyped-def]
     from webhook import create_app
 
-    return create_app({"TESTING": True, "DATABASE_URL": db_url, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True})
+    return create_app(
+        {"TESTING": True, "DATABASE_URL": db_url, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": True}
+    )
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from bureau.models import (
     BookingStatus,
     CertificateApplication,
     CertificateStatus,
-    Counselor,
     CounselingSlot,
+    Counselor,
     Veteran,
 )
 
