@@ -18,7 +18,9 @@ from prometheus_client import (
 )
 
 WEBHOOK_REQUESTS = Counter(
-    "zhanyou_webhook_requests_total", "WeChat pushes received, by message type and outcome", ["msg_type", "outcome"]
+    "zhanyou_webhook_requests_total",
+    "WeChat pushes received, by message type and outcome",
+    ["msg_type", "outcome"],
 )
 WEBHOOK_LATENCY = Histogram(
     "zhanyou_webhook_latency_seconds",
@@ -26,10 +28,13 @@ WEBHOOK_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 10.0),
 )
 DEADLINE_MISSES = Counter(
-    "zhanyou_deadline_misses_total", "Answers not ready within the reply budget, sent through the customer-service API"
+    "zhanyou_deadline_misses_total",
+    "Answers not ready within the reply budget, sent through the customer-service API",
 )
 DEDUPE_HITS = Counter("zhanyou_dedupe_hits_total", "WeChat retries recognised and not processed again")
-WECHAT_API_ERRORS = Counter("zhanyou_wechat_api_errors_total", "WeChat server API errors by errcode", ["errcode"])
+WECHAT_API_ERRORS = Counter(
+    "zhanyou_wechat_api_errors_total", "WeChat server API errors by errcode", ["errcode"]
+)
 DELIVERIES = Counter("zhanyou_deliveries_total", "Broadcast deliveries recorded, by final status", ["status"])
 CRISIS_ALERTS = Counter("zhanyou_crisis_alerts_total", "Crisis alerts raised, by source", ["source"])
 

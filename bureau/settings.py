@@ -49,7 +49,9 @@ class Settings:
         secret_key = _env("SECRET_KEY")
         data_key = _env("DATA_KEY")
         if production and (not secret_key or not data_key):
-            raise RuntimeError("生产环境必须设置 SECRET_KEY 和 DATA_KEY (production needs SECRET_KEY and DATA_KEY)")
+            raise RuntimeError(
+                "生产环境必须设置 SECRET_KEY 和 DATA_KEY (production needs SECRET_KEY and DATA_KEY)"
+            )
         return cls(
             database_url=_env("DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'instance' / 'zhanyou.db'}") or "",
             redis_url=_env("REDIS_URL"),

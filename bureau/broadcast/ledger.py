@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import Table
 
+from bureau import metrics
 from bureau.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, WechatUser
 from bureau.timeutil import utcnow
 
@@ -207,7 +208,10 @@ def record_outcome(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(done) == 1
+    recorded = _rowcount(done) == 1
+    if recorded:
+        metrics.DELIVERIES.labels(status).inc()
+    return recorded
 
 
 def reschedule(

@@ -41,6 +41,7 @@ import requests
 from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
+from bureau import metrics
 from bureau.models import WechatUser
 from bureau.settings import get_settings
 from bureau.timeutil import utcnow
@@ -62,6 +63,7 @@ class WeChatApiError(Exception):
         super().__init__(f"WeChat API error {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
+        metrics.WECHAT_API_ERRORS.labels(str(errcode)).inc()
 
     @property
     def kind(self) -> str:

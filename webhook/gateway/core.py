@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
-from bureau import idcard
+from bureau import idcard, metrics
 from bureau.models import CaseStatus, HandoffTicket, MessageLog
 from bureau.services import users
 from bureau.wechat.client import WeChatApiError, WeChatClient
@@ -239,6 +239,7 @@ class Gateway:
                 log_event("reply", openid, ms=int((time.monotonic() - started) * 1000))
                 return turn.outcome
             turn.late = True
+        metrics.DEADLINE_MISSES.inc()
         log_event("reply_late", openid, budget=self.budget)
         if crisis and user_text is not None:
             # A person in crisis must not wait for a slow assistant: the hotline goes out now.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bureau import metrics
 from bureau.db import get_session_factory
 from bureau.settings import Settings
 from bureau.wechat.client import WeChatClient
@@ -174,9 +176,23 @@ def receive() -> Response:
 
 
 def _answer_push(ctx: GatewayContext, inbound: Inbound, answer: Callable[[str | None], Response]) -> Response:
+    started = time.monotonic()
+    response = _answer_push_timed(ctx, inbound, answer)
+    metrics.WEBHOOK_LATENCY.observe(time.monotonic() - started)
+    body = response.get_data(as_text=True)
+    metrics.WEBHOOK_REQUESTS.labels(
+        inbound.msg_type or "unknown", "success" if body == "success" else "reply"
+    ).inc()
+    return response
+
+
+def _answer_push_timed(
+    ctx: GatewayContext, inbound: Inbound, answer: Callable[[str | None], Response]
+) -> Response:
     key = inbound.dedupe_key
     existing = ctx.claims.claim(key, inbound.openid)
     if existing is not None:
+        metrics.DEDUPE_HITS.inc()
         log_event(
             "push_repeat", inbound.openid, state=existing[:14] if existing.startswith("__") else "reply"
         )
