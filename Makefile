@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 FLASK := .venv/bin/flask --app webhook
 export PORT ?= 5000
+# honcho gives each process its own PORT (5000, 5100, …), so the webhook's port travels under another name.
+export WEBHOOK_PORT := $(PORT)
 export RASA_URL ?= http://127.0.0.1:5005
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 # Locally WeChat's servers are out of reach: the simulator stands in for them unless you point elsewhere.

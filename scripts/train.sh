@@ -2,7 +2,7 @@
 # Trains the Rasa model only when config.yml, bot/ or nlu_data/ changed; prints the model's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-digest=$(find config.yml bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -print0 \
+digest=$(find config.yml bot/domain bot/stories bot/rules nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -print0 \
   | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 model="models/zhanyou-$digest.tar.gz"
 if [ ! -f "$model" ]; then
