@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bureau.geo import haversine_km, valid_point
-from bureau.models import ServiceStation
+from bureau.geo import valid_point
 from bureau.services.jobs import jobs_near, salary_text
-
-
-def nearest_stations(
-    session: Session, lat: float, lng: float, limit: int = 3
-) -> list[tuple[ServiceStation, float]]:
-    """Service stations with coordinates, nearest first, with their distance in km."""
-    if not valid_point(lat, lng):
-        return []
-    stations = session.scalars(
-        select(ServiceStation).where(
-            ServiceStation.latitude.is_not(None), ServiceStation.longitude.is_not(None)
-        )
-    )
-    ranked = [
-        (s, haversine_km(lat, lng, s.latitude, s.longitude))
-        for s in stations
-        if s.latitude is not None and s.longitude is not None
-    ]
-    ranked.sort(key=lambda pair: (pair[1], pair[0].id))
-    return ranked[:limit]
+from bureau.services.stations import nearest_stations
 
 
 def _km(distance: float) -> str:
