@@ -250,7 +250,7 @@ def main() -> int:
     if args.train_note:
         lines.append(f"- {args.train_note}")
     lines += [
-        f"- Host: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()}",
+        f"- Host: {os.cpu_count()} CPUs (report written by Python {platform.python_version()}; Rasa runs in .venv-rasa)",
         "",
         "## Pipeline measured",
         "",
