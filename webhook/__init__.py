@@ -26,9 +26,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bureau import logcontext
 
-    from webhook import database
+    logcontext.install()  # before the first handler formats a record with %(request_id)s
+    logging.basicConfig(level=logging.INFO, format=logcontext.LOG_FORMAT)
+
+    from webhook import database, request_id
+
+    request_id.init_app(app)
 
     database.init_app(app)
 

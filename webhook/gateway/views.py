@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -15,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bureau import metrics
 from bureau.db import get_session_factory
+from bureau.logcontext import ContextThreadPool
 from bureau.settings import Settings
 from bureau.wechat.client import WeChatClient
 from bureau.wechat.store import make_store, redis_client
@@ -71,7 +71,8 @@ class GatewayContext:
             return wechat_client
 
         budget = float(conf.get("REPLY_BUDGET_SECONDS", settings.reply_budget_seconds))
-        self.pool = ThreadPoolExecutor(
+        # The pool carries each request's id (and other context) into the turn and the late delivery.
+        self.pool = ContextThreadPool(
             max_workers=int(os.environ.get("GATEWAY_THREADS", "16")), thread_name_prefix="gateway"
         )
         self.gateway = Gateway(
