@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bureau.db import get_session_factory
+from bureau.db import get_session_factory, run_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,10 @@ SYSTEM_ERROR_RESPONSE = "utter_system_error"
 class BureauAction(Action, abc.ABC):
     """An action that works on the bureau's database in one unit of work.
 
-    Subclasses implement `name` and `act`; a database failure rolls the unit back, is logged,
-    and the user gets a short apology (`utter_system_error`) instead of a stack trace.
+    Subclasses implement `name` and `act`; a unit cut by a brief database outage runs again
+    (`bureau.db.run_transaction`, so `act` must only touch the database and the dispatcher); any other
+    database failure rolls the unit back, is logged, and the user gets a short apology
+    (`utter_system_error`) instead of a stack trace.
     Abstract, so rasa-sdk does not register it as an action of its own.
     """
 
@@ -39,9 +41,17 @@ class BureauAction(Action, abc.ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         already_said = len(dispatcher.messages)
+
+        def forget_attempt() -> None:  # a retried unit must not say its answer twice
+            del dispatcher.messages[already_said:]
+
         try:
-            with get_session_factory().begin() as session:
-                return self.act(session, dispatcher, tracker, domain)
+            return run_transaction(
+                get_session_factory(),
+                lambda session: self.act(session, dispatcher, tracker, domain),
+                what=self.name(),
+                on_retry=forget_attempt,
+            )
         except SQLAlchemyError:
             logger.exception("database error in %s", self.name())
             # Whatever the action said before failing describes work that was rolled back.

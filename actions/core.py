@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from actions.base import SYSTEM_ERROR_RESPONSE
-from bureau.db import get_session_factory
+from bureau.db import get_session_factory, run_transaction
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,14 +101,18 @@ def is_interruption(tracker: Tracker) -> bool:
 def run_unit(
     dispatcher: CollectingDispatcher, work: Callable[[Session], T], what: str
 ) -> tuple[bool, T | None]:
-    """Run `work` in one database transaction; on a database error apologise and return (False, None).
+    """Run `work` in one database transaction (run again after a brief outage, see
+    `bureau.db.run_transaction`); on a database error apologise and return (False, None).
 
     For validators and actions that cannot be a BureauAction (forms, crisis).
     """
     already_said = len(dispatcher.messages)
+
+    def forget_attempt() -> None:  # a retried unit must not say its answer twice
+        del dispatcher.messages[already_said:]
+
     try:
-        with get_session_factory().begin() as session:
-            return True, work(session)
+        return True, run_transaction(get_session_factory(), work, what=what, on_retry=forget_attempt)
     except SQLAlchemyError:
         logger.exception("database error in %s", what)
         del dispatcher.messages[already_said:]

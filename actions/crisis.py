@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.core import latest_text, leave_form_events
 from bureau import safety
-from bureau.db import get_session_factory
+from bureau.db import get_session_factory, run_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,11 @@ def answer_crisis(dispatcher: CollectingDispatcher, openid: str, text: str, sour
     """Send CRISIS_REPLY first, then raise the staff alert; a database failure never blocks the reply."""
     dispatcher.utter_message(text=safety.CRISIS_REPLY)
     try:
-        with get_session_factory().begin() as session:
-            safety.raise_crisis_alert(session, openid, text, source)
+        run_transaction(
+            get_session_factory(),
+            lambda session: safety.raise_crisis_alert(session, openid, text, source),
+            what="crisis_alert",
+        )
     except SQLAlchemyError:
         # The user already has the hotlines; staff still see the message in the message log.
         logger.exception("could not store the crisis alert")

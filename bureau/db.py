@@ -1,15 +1,46 @@
-"""Engines and session factories, created lazily and cached per database URL."""
+"""Engines and session factories, created lazily and cached per database URL; retries for short outages.
+
+A database that is briefly unreachable (a restart, a failover, a dropped network path) costs a wait, not a
+lost write, in two layers, both bounded by `DB_RETRY_SECONDS` (default 3 s, well under WeChat's 5 s):
+
+- connecting: on PostgreSQL every new connection — including the one `pool_pre_ping` makes when it finds a
+  pooled connection dead — is retried with backoff until the window ends. Nothing has been sent to the
+  server yet, so this is always safe, and it covers every `with factory.begin()` in the code base;
+- `run_transaction(factory, work)`: a unit of work cut mid-way by a disconnect (or a serialization
+  failure / deadlock) is rolled back and run again. Never after COMMIT was sent: if the connection breaks
+  during COMMIT, whether it committed is unknown, so the error goes to the caller instead of risking a
+  second copy of a non-idempotent write. `work` must only touch the database (it may run more than once).
+"""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bureau.settings import get_settings
+
+logger = logging.getLogger("zhanyou.db")
+T = TypeVar("T")
+# Set by run_transaction: a connect inside it retries no longer than the transaction's own window.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("zhanyou_db_deadline", default=None)
+
+
+def retry_seconds() -> float:
+    """How long a connection attempt or a unit of work keeps retrying through an outage."""
+    try:
+        return max(0.0, float(os.environ.get("DB_RETRY_SECONDS", "3")))
+    except ValueError:
+        return 3.0
 
 
 class Base(DeclarativeBase):
@@ -47,7 +78,113 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    if url.startswith("postgresql"):
+        # A server that accepts the TCP connection but never answers must not hold a request for long.
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 3)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "do_connect", _connect_with_retry)
+    return engine
+
+
+def _connect_with_retry(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a DBAPI connection, retrying refused/failed connects with backoff for `DB_RETRY_SECONDS`."""
+    deadline = time.monotonic() + retry_seconds()
+    outer = _deadline.get()
+    if outer is not None:
+        deadline = min(deadline, outer)
+    pause = 0.05
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                logger.error("event=db_connect_failed attempts=%d error=%s", attempt, _brief(exc))
+                raise
+            if attempt == 1:
+                logger.warning("event=db_connect_retry error=%s", _brief(exc))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.5)
+            continue
+        if attempt > 1:
+            logger.warning("event=db_reconnected attempts=%d", attempt)
+        return connection
+
+
+def _brief(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160] or type(exc).__name__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth running the unit of work again for: a lost connection, a refused connect, or a
+    PostgreSQL serialization failure / deadlock (psycopg's OperationalErrors). SQLite's OperationalErrors
+    (no such table, disk full…) are not; its lock waits are handled by busy_timeout."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is in the app's requirements
+        return False
+    return isinstance(exc.orig, psycopg.OperationalError)
+
+
+def run_transaction(
+    factory: sessionmaker,
+    work: Callable[[Session], T],
+    *,
+    what: str = "transaction",
+    on_retry: Callable[[], None] | None = None,
+) -> T:
+    """Run `work(session)` in one transaction and commit; retry transient failures before COMMIT.
+
+    Retries within `DB_RETRY_SECONDS` (backoff 0.1 s, 0.2 s, 0.4 s…). `on_retry` is called before each
+    new attempt (e.g. to forget messages the failed attempt prepared). A failure during COMMIT itself is
+    never retried (see the module docstring); neither is any other error.
+    """
+    deadline = time.monotonic() + retry_seconds()
+    token = _deadline.set(deadline)
+    try:
+        return _run(factory, work, what, on_retry, deadline)
+    finally:
+        _deadline.reset(token)
+
+
+def _run(
+    factory: sessionmaker,
+    work: Callable[[Session], T],
+    what: str,
+    on_retry: Callable[[], None] | None,
+    deadline: float,
+) -> T:
+    pause = 0.1
+    attempt = 0
+    while True:
+        attempt += 1
+        committing = False
+        try:
+            with factory() as session:
+                result = work(session)
+                session.flush()
+                committing = True
+                session.commit()
+                if attempt > 1:
+                    logger.warning("event=db_retry_succeeded what=%s attempts=%d", what, attempt)
+                return result
+        except DBAPIError as exc:
+            remaining = deadline - time.monotonic()
+            if committing or not is_transient(exc) or remaining <= 0:
+                if committing and is_transient(exc):
+                    logger.error("event=db_commit_outcome_unknown what=%s error=%s", what, _brief(exc))
+                raise
+            logger.warning("event=db_retry what=%s attempt=%d error=%s", what, attempt, _brief(exc))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+            if on_retry is not None:
+                on_retry()
 
 
 def get_engine(url: str | None = None) -> Engine:

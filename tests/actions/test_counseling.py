@@ -315,6 +315,9 @@ def test_a_database_error_gets_a_short_apology(slots, monkeypatch) -> None:
         def begin(self):
             raise OperationalError("SELECT 1", {}, Exception("database is down"))
 
+        def __call__(self):  # run_transaction opens its session by calling the factory
+            raise OperationalError("SELECT 1", {}, Exception("database is down"))
+
     monkeypatch.setattr(actions_base, "get_session_factory", lambda: Broken())
     _, dispatcher = run_action(
         ActionCounselCancel(), make_tracker(sender_id=USER, intent="counseling_cancel")

@@ -52,6 +52,9 @@ def test_crisis_reply_goes_out_even_when_the_database_is_down(session_factory, m
         def begin(self):
             raise OperationalError("INSERT", {}, Exception("down"))
 
+        def __call__(self):  # run_transaction opens its session by calling the factory
+            raise OperationalError("INSERT", {}, Exception("down"))
+
     monkeypatch.setattr(crisis_module, "get_session_factory", lambda: Broken())
     events, dispatcher = run_action(
         ActionCrisis(), make_tracker(sender_id=USER, text="想死", intent="crisis")

@@ -24,9 +24,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from bureau import secrets_box
+from bureau.db import run_transaction
 from bureau.models import MessageLog, ProcessedMessage
 from bureau.services.users import CHOICES_KEY_PREFIX
 from bureau.timeutil import utcnow
@@ -59,13 +60,13 @@ class Claims:
             value = self.redis.get(rkey)
             return value.decode("utf-8") if isinstance(value, bytes) else (value or PROCESSING)
         self._prune()
+        tag = secrets_box.openid_tag(openid)[:16]
         try:
-            with self.factory.begin() as session:
-                session.add(
-                    ProcessedMessage(
-                        key=key, openid_tag=secrets_box.openid_tag(openid)[:16], reply=PROCESSING
-                    )
-                )
+            run_transaction(
+                self.factory,
+                lambda session: session.add(ProcessedMessage(key=key, openid_tag=tag, reply=PROCESSING)),
+                what="claim",
+            )
             return None
         except IntegrityError:
             with self.factory.begin() as session:
@@ -75,13 +76,16 @@ class Claims:
     def _swap(self, key: str, old: str, new: str) -> bool:
         if self.redis is not None:
             return bool(self.redis.eval(_CAS, 1, "zhanyou:msg:" + key, old, new, CLAIM_TTL_SECONDS))
-        with self.factory.begin() as session:
+
+        def swap(session: Session) -> bool:
             done = session.execute(
                 update(ProcessedMessage)
                 .where(ProcessedMessage.key == key, ProcessedMessage.reply == old)
                 .values(reply=new)
             )
             return bool(getattr(done, "rowcount", 0))
+
+        return run_transaction(self.factory, swap, what="claim_swap")
 
     def finish(self, key: str, reply: str | None) -> bool:
         """Store the passive reply (None: answered otherwise); False when a retry marked it LATE meanwhile."""
