@@ -2,13 +2,22 @@
 
 Used for the shared access token (and its refresh lock) and the gateway's per-user pending choices.
 Each call is its own short unit of work, so it is safe from any thread or process.
+
+Redis down is a degraded mode, not an outage: `RedisGuard` turns any Redis failure into `RedisUnavailable`
+and then, for a few seconds, fails at once without waiting on the network, and `FallbackStore` (what
+`make_store` returns with a Redis URL) answers from the database meanwhile. Values written during the
+outage live in the database only; when Redis returns they are simply not seen again (a user's numbered
+choices, a token that is fetched again).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +25,9 @@ from sqlalchemy.orm import sessionmaker
 
 from bureau.models import KeyValue
 from bureau.timeutil import utcnow
+
+logger = logging.getLogger("zhanyou.redis")
+T = TypeVar("T")
 
 
 class SharedStore(Protocol):
@@ -128,6 +140,94 @@ class DatabaseStore:
             return list(session.scalars(select(KeyValue.key).where(KeyValue.key.startswith(prefix))))
 
 
+class RedisUnavailable(Exception):
+    """Redis did not answer (or is known to be down right now): use the fallback."""
+
+
+class RedisGuard:
+    """Calls into one Redis client that fail fast while it is down (a small circuit breaker).
+
+    The first failure costs at most the client's socket timeout; for `cooldown` seconds after it every
+    call raises `RedisUnavailable` at once, then one call tries Redis again.
+    """
+
+    def __init__(self, client: Any, cooldown: float = 5.0) -> None:
+        self.client = client
+        self.cooldown = cooldown
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def call(self, operation: Callable[[Any], T]) -> T:
+        if self.down:
+            raise RedisUnavailable("redis marked down")
+        import redis
+
+        try:
+            result = operation(self.client)
+        except (redis.RedisError, OSError) as exc:
+            with self._lock:
+                was_up = not self.down
+                self._down_until = time.monotonic() + self.cooldown
+            if was_up:
+                logger.warning(
+                    "event=redis_down fallback=database error=%s", " ".join(str(exc).split())[:160]
+                )
+            raise RedisUnavailable(str(exc)) from exc
+        if self._down_until:
+            with self._lock:
+                if self._down_until and not self.down:
+                    self._down_until = 0.0
+                    logger.warning("event=redis_back")
+        return result
+
+
+_guards: dict[int, RedisGuard] = {}
+_guards_lock = threading.Lock()
+
+
+def guard_for(client: Any) -> RedisGuard:
+    """The one guard of `client` in this process (so every user of a client sees it down together)."""
+    with _guards_lock:
+        guard = _guards.get(id(client))
+        if guard is None or guard.client is not client:
+            guard = _guards[id(client)] = RedisGuard(client)
+        return guard
+
+
+class FallbackStore:
+    """SharedStore on Redis, answered by the database while Redis is unavailable."""
+
+    def __init__(self, primary: RedisStore, fallback: DatabaseStore) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.guard = guard_for(primary.client)
+
+    def _either(self, on_redis: Callable[[RedisStore], T], on_database: Callable[[DatabaseStore], T]) -> T:
+        try:
+            return self.guard.call(lambda _client: on_redis(self.primary))
+        except RedisUnavailable:
+            return on_database(self.fallback)
+
+    def get(self, key: str) -> str | None:
+        return self._either(lambda s: s.get(key), lambda s: s.get(key))
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._either(lambda s: s.set(key, value, ttl), lambda s: s.set(key, value, ttl))
+
+    def add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        return self._either(lambda s: s.add(key, value, ttl), lambda s: s.add(key, value, ttl))
+
+    def delete(self, key: str) -> None:
+        self._either(lambda s: s.delete(key), lambda s: s.delete(key))
+
+    def delete_if(self, key: str, value: str) -> bool:
+        return self._either(lambda s: s.delete_if(key, value), lambda s: s.delete_if(key, value))
+
+
 _redis_clients: dict[str, Any] = {}
 
 
@@ -142,9 +242,11 @@ def redis_client(url: str) -> Any:
 
 
 def make_store(redis_url: str | None = None, database_url: str | None = None) -> SharedStore:
-    """Redis when `redis_url` is given, else the database at `database_url` (default DATABASE_URL)."""
-    if redis_url:
-        return RedisStore(redis_client(redis_url))
+    """Redis when `redis_url` is given (the database while Redis is down), else the database at
+    `database_url` (default DATABASE_URL)."""
     from bureau.db import get_session_factory
 
-    return DatabaseStore(get_session_factory(database_url))
+    database = DatabaseStore(get_session_factory(database_url))
+    if redis_url:
+        return FallbackStore(RedisStore(redis_client(redis_url)), database)
+    return database

@@ -1,6 +1,7 @@
 """State shared by every webhook process: the dedupe claims, the rate limit, the pending choices.
 
 Redis when REDIS_URL is set, else the database (`processed_messages`, `message_log`, `key_values`).
+While Redis is down (see `bureau.wechat.store.RedisGuard`) each of them uses the database instead.
 
 Dedupe claims. The first process to see a MsgId (events: OpenID + CreateTime + event) claims it and is
 the only one ever to call Rasa for it. The claim's value walks PROCESSING → (passive reply XML | DONE),
@@ -31,7 +32,7 @@ from bureau.db import run_transaction
 from bureau.models import MessageLog, ProcessedMessage
 from bureau.services.users import CHOICES_KEY_PREFIX
 from bureau.timeutil import utcnow
-from bureau.wechat.store import SharedStore
+from bureau.wechat.store import RedisUnavailable, SharedStore, guard_for
 
 PROCESSING = "__processing__"
 LATE = "__late__"
@@ -48,17 +49,39 @@ class Claims:
     def __init__(self, session_factory: sessionmaker, redis: Any | None = None) -> None:
         self.factory = session_factory
         self.redis = redis
+        self.guard = guard_for(redis) if redis is not None else None
         self._last_prune = 0.0
         self._prune_lock = threading.Lock()
+        # Keys this process claimed in the database because Redis was down: their later steps go there too.
+        self._in_database: dict[str, float] = {}
+        self._in_database_lock = threading.Lock()
+
+    @staticmethod
+    def _redis_claim(client: Any, key: str) -> str | None:
+        rkey = "zhanyou:msg:" + key
+        if client.set(rkey, PROCESSING, nx=True, ex=CLAIM_TTL_SECONDS):
+            return None
+        value = client.get(rkey)
+        return value.decode("utf-8") if isinstance(value, bytes) else (value or PROCESSING)
+
+    def _remember_database_claim(self, key: str) -> None:
+        now = time.monotonic()
+        with self._in_database_lock:
+            if len(self._in_database) > 1000:  # a step follows its claim within seconds
+                for old in [k for k, at in self._in_database.items() if now - at > 600]:
+                    del self._in_database[old]
+            self._in_database[key] = now
 
     def claim(self, key: str, openid: str) -> str | None:
-        """None when this call claimed the message; otherwise its current value (PROCESSING, LATE, DONE, XML)."""
-        if self.redis is not None:
-            rkey = "zhanyou:msg:" + key
-            if self.redis.set(rkey, PROCESSING, nx=True, ex=CLAIM_TTL_SECONDS):
-                return None
-            value = self.redis.get(rkey)
-            return value.decode("utf-8") if isinstance(value, bytes) else (value or PROCESSING)
+        """None when this call claimed the message; otherwise its current value (PROCESSING, LATE, DONE, XML).
+
+        Redis down: the claim is made in the database instead (degraded: a WeChat retry that reaches a
+        process after Redis came back could be taken for a new message)."""
+        if self.guard is not None:
+            try:
+                return self.guard.call(lambda client: self._redis_claim(client, key))
+            except RedisUnavailable:
+                self._remember_database_claim(key)
         self._prune()
         tag = secrets_box.openid_tag(openid)[:16]
         try:
@@ -74,8 +97,17 @@ class Claims:
                 return (row.reply if row is not None else None) or PROCESSING
 
     def _swap(self, key: str, old: str, new: str) -> bool:
-        if self.redis is not None:
-            return bool(self.redis.eval(_CAS, 1, "zhanyou:msg:" + key, old, new, CLAIM_TTL_SECONDS))
+        if self.guard is not None and key not in self._in_database:
+            try:
+                return self.guard.call(
+                    lambda client: bool(
+                        client.eval(_CAS, 1, "zhanyou:msg:" + key, old, new, CLAIM_TTL_SECONDS)
+                    )
+                )
+            except RedisUnavailable:
+                # Claimed in Redis, which is gone now: the database knows no such claim, so `finish`
+                # says False and the answer goes out through the customer-service API — still once.
+                pass
 
         def swap(session: Session) -> bool:
             done = session.execute(
@@ -119,18 +151,25 @@ class RateLimiter:
         self.factory = session_factory
         self.limit = limit
         self.redis = redis
+        self.guard = guard_for(redis) if redis is not None else None
 
     def allow(self, openid: str) -> bool:
         """Count this message; False once the user is over the limit."""
         if self.limit <= 0:
             return True
-        if self.redis is not None:
+        if self.guard is not None:
             key = f"zhanyou:rate:{openid}:{int(time.time() // 60)}"
-            pipe = self.redis.pipeline()
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count = int(pipe.execute()[0])
-            return count <= self.limit
+
+            def count_in_redis(client: Any) -> int:
+                pipe = client.pipeline()
+                pipe.incr(key)
+                pipe.expire(key, 120)
+                return int(pipe.execute()[0])
+
+            try:
+                return self.guard.call(count_in_redis) <= self.limit
+            except RedisUnavailable:
+                pass  # Redis down: count the user's logged messages instead
         since = utcnow() - dt.timedelta(seconds=60)
         with self.factory.begin() as session:
             count = session.scalar(
