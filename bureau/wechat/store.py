@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -144,16 +145,24 @@ class RedisUnavailable(Exception):
     """Redis did not answer (or is known to be down right now): use the fallback."""
 
 
+def _cooldown_from_env() -> float:
+    try:
+        return max(0.0, float(os.environ.get("REDIS_COOLDOWN_SECONDS", "5")))
+    except ValueError:
+        return 5.0
+
+
 class RedisGuard:
     """Calls into one Redis client that fail fast while it is down (a small circuit breaker).
 
-    The first failure costs at most the client's socket timeout; for `cooldown` seconds after it every
-    call raises `RedisUnavailable` at once, then one call tries Redis again.
+    The first failure costs at most the client's socket timeout; for `cooldown` seconds after it
+    (`REDIS_COOLDOWN_SECONDS`, default 5) every call raises `RedisUnavailable` at once, then the next
+    call tries Redis again.
     """
 
-    def __init__(self, client: Any, cooldown: float = 5.0) -> None:
+    def __init__(self, client: Any, cooldown: float | None = None) -> None:
         self.client = client
-        self.cooldown = cooldown
+        self.cooldown = cooldown if cooldown is not None else _cooldown_from_env()
         self._down_until = 0.0
         self._lock = threading.Lock()
 
