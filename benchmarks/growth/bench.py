@@ -871,12 +871,6 @@ def make_cases(factory: sessionmaker) -> list[Case]:
     choices = PendingChoices(DatabaseStore(factory))
     gateway = _gateway(factory)
 
-    class Understanding:
-        def understanding(self, openid: str, message: str) -> tuple[str, float]:
-            return ("job_search", 0.93)
-
-    gateway.rasa = Understanding()
-
     def any_openid(d: Data, r: random.Random) -> str:
         return r.choice(d.heavy) if d.heavy and r.random() < 0.1 else r.choice(d.openids)
 
@@ -945,7 +939,7 @@ def make_cases(factory: sessionmaker) -> list[Case]:
             "record_intent",
             "gateway: intent + confidence into the message's log row (by id)",
             lambda f, d, r: gateway._record_understanding(
-                any_openid(d, r), "我想找个保安的工作", r.randrange(1, d.next_ids.get("message_log", 2))
+                r.randrange(1, d.next_ids.get("message_log", 2)), "job_search", 0.93
             ),
             "own",
         ),

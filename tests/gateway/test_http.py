@@ -86,6 +86,19 @@ def test_the_understood_intent_is_logged_after_the_answer(
     assert (log.intent, log.confidence) == ("job_search", 0.93)
 
 
+def test_without_the_gateway_channel_rasa_is_still_reached_through_rest(
+    push: Pusher, rasa: Any, session_factory: Any
+) -> None:
+    rasa.gateway_channel = False  # Rasa started without bot/credentials.yml
+    assert push.reply(push.text("oPlainRest", "你好"))["Content"] == "收到：你好"
+    assert push.reply(push.text("oPlainRest", "再问一次"))["Content"] == "收到：再问一次"
+    # One probe of the missing channel, then REST for good; the intent is simply not known.
+    assert rasa.paths == ["/webhooks/gateway/webhook", "/webhooks/rest/webhook", "/webhooks/rest/webhook"]
+    time.sleep(0.2)
+    with session_factory.begin() as session:
+        assert [log.intent for log in session.scalars(select(MessageLog))] == [None, None]
+
+
 def test_safe_mode_push_gets_an_encrypted_reply(make_app: Any, rasa: Any) -> None:
     push = Pusher(make_app().test_client(), aes=True)
     response = push.text("oUserAes", "你好")

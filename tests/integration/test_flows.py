@@ -15,6 +15,7 @@ from bureau.models import (
     CertificateStatus,
     CrisisAlert,
     LegalCase,
+    MessageLog,
     WechatUser,
 )
 from bureau.seed import demo_people
@@ -34,12 +35,22 @@ def say(wechat, openid: str, text: str) -> str:
     return seen
 
 
-def test_finding_a_job_by_town_and_kind_then_details_by_number(wechat, openid):
+def test_finding_a_job_by_town_and_kind_then_details_by_number(wechat, openid, stack_db):
     results = say(wechat, openid, "双城镇有保安的工作吗")
     assert "双城镇" in results and "保安" in results
     assert "1." in results and "回复" in results
     details = say(wechat, openid, "1")
     assert "工资" in details and "联系" in details
+
+    # What Rasa understood is filed with each message for the staff dashboard (from the same request).
+    with stack_db() as session:
+        first = session.scalars(
+            select(MessageLog)
+            .where(MessageLog.openid == openid, MessageLog.direction == "in")
+            .order_by(MessageLog.id)
+        ).first()
+        assert first is not None and first.intent == "job_search"
+        assert first.confidence is not None and 0.0 < first.confidence <= 1.0
 
 
 def test_applying_for_the_certificate_then_checking_its_status(wechat, openid, stack_db):

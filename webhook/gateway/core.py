@@ -25,7 +25,7 @@ from bureau.wechat.client import WeChatApiError, WeChatClient
 from webhook.gateway import texts
 from webhook.gateway.logs import log_event
 from webhook.gateway.nearby import nearby_answer
-from webhook.gateway.rasa_client import RasaLike, RasaSilent, RasaUnavailable
+from webhook.gateway.rasa_client import RasaAnswer, RasaLike, RasaSilent, RasaUnavailable
 from webhook.gateway.render import Outcome, choices_block, render, resolve_choice, split_utf8
 from webhook.gateway.state import PendingChoices, RateLimiter
 
@@ -253,9 +253,10 @@ class Gateway:
         self, turn: _Turn, openid: str, message: str, user_text: str | None, crisis: bool, log_id: int | None
     ) -> None:
         unavailable = False
+        answer: RasaAnswer | None = None
         try:
-            responses = self.rasa.send(openid, message, timeout=self.rasa_timeout)
-            outcome = render(responses)
+            answer = self.rasa.send(openid, message, timeout=self.rasa_timeout)
+            outcome = render(answer.messages)
             self.choices.remember(openid, outcome.choices)
         except RasaSilent:
             # Every part is up; the dialogue just had no answer for this message (e.g. a bare ID
@@ -288,23 +289,18 @@ class Gateway:
             turn.done.set()
         if late:
             self.deliver(openid, outcome, delay=0.0, in_pool=False)
-        if not unavailable and log_id is not None:
-            self._record_understanding(openid, message, log_id)
+        if answer is not None and answer.intent and log_id is not None:
+            self._record_understanding(log_id, answer.intent, answer.confidence)
 
-    def _record_understanding(self, openid: str, message: str, log_id: int) -> None:
+    def _record_understanding(self, log_id: int, intent: str, confidence: float | None) -> None:
         """Best effort, after the answer: the intent and confidence go into the message log."""
-        lookup = getattr(self.rasa, "understanding", None)
-        if lookup is None:
-            return
         try:
-            understood = lookup(openid, message)
-            if understood is not None:
-                with self.factory.begin() as session:
-                    session.execute(
-                        update(MessageLog)
-                        .where(MessageLog.id == log_id)
-                        .values(intent=understood[0], confidence=understood[1])
-                    )
+            with self.factory.begin() as session:
+                session.execute(
+                    update(MessageLog)
+                    .where(MessageLog.id == log_id)
+                    .values(intent=intent[:40], confidence=confidence)
+                )
         except Exception:
             logging.getLogger("zhanyou.gateway").exception("event=understanding_failed")
 
