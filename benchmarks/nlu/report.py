@@ -3,7 +3,7 @@
 
 Usage (run_cv.sh calls it):
     python3 benchmarks/nlu/report.py --cv-dir DIR [--holdout-dir DIR] [--folds 5]
-        [--cv-seconds N] [--train-seconds N] [--out benchmarks/nlu/REPORT.md]
+        [--cv-seconds N] [--train-seconds N] [--note TEXT] [--out benchmarks/nlu/REPORT.md]
 
 DIR is the --out directory of `rasa test nlu` (it holds intent_report.json,
 intent_errors.json and, when entities were evaluated, DIETClassifier_report.json).
@@ -164,8 +164,8 @@ def _confusions(errors, limit: int = 12) -> list[str]:
     return out
 
 
-def _threshold_section(successes, errors) -> list[str]:
-    """How many holdout predictions a FallbackClassifier threshold would send to nlu_fallback."""
+def _threshold_section(successes, errors, label: str) -> list[str]:
+    """How many predictions a FallbackClassifier threshold would send to nlu_fallback."""
     if successes is None:
         return []
     conf_ok = [(s.get("intent_prediction") or {}).get("confidence", 0) for s in successes]
@@ -174,16 +174,18 @@ def _threshold_section(successes, errors) -> list[str]:
         return []
     out = [
         "",
-        "FallbackClassifier threshold on the holdout set (share of correct answers lost to "
-        "`nlu_fallback` vs share of wrong answers caught):",
+        f"FallbackClassifier threshold on the {label} (correct answers lost to `nlu_fallback` vs "
+        f"wrong answers caught; {len(conf_ok)} correct, {len(conf_bad)} wrong; top-intent "
+        "confidence only, the ambiguity threshold is not simulated):",
         "",
         "| threshold | correct → fallback | wrong → fallback |",
         "|---:|---:|---:|",
     ]
     for t in (0.3, 0.4, 0.5, 0.6, 0.7):
-        lost = sum(c < t for c in conf_ok) / len(conf_ok)
-        caught = (sum(c < t for c in conf_bad) / len(conf_bad)) if conf_bad else 0.0
-        out.append(f"| {t:.1f} | {lost:.1%} | {caught:.1%} |")
+        lost = sum(c < t for c in conf_ok)
+        caught = sum(c < t for c in conf_bad)
+        share_bad = (caught / len(conf_bad)) if conf_bad else 0.0
+        out.append(f"| {t:.1f} | {lost} ({lost / len(conf_ok):.1%}) | {caught} ({share_bad:.1%}) |")
     return out
 
 
@@ -195,6 +197,7 @@ def main() -> int:
     ap.add_argument("--cv-seconds", type=float)
     ap.add_argument("--train-seconds", type=float)
     ap.add_argument("--train-note", default="", help="free text appended to the timing section")
+    ap.add_argument("--note", default="", help="free text shown first in the summary")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "nlu" / "REPORT.md"))
     args = ap.parse_args()
 
@@ -203,6 +206,7 @@ def main() -> int:
     if report is None:
         raise SystemExit(f"report.py: {cv_dir / 'intent_report.json'} not found")
     errors = _load(cv_dir / "intent_errors.json") or []
+    successes = _load(cv_dir / "intent_successes.json")
 
     n_examples = sum(m.get("support", 0) for m in _per_intent(report).values())
     macro = report.get("macro avg", {})
@@ -216,6 +220,10 @@ def main() -> int:
         "",
         "## Summary",
         "",
+    ]
+    if args.note:
+        lines += [f"- Note: {args.note}", ""]
+    lines += [
         f"- Data: `nlu_data/` — {n_examples} intent examples, {len(_per_intent(report))} intents.",
         f"- {args.folds}-fold cross-validation (`rasa test nlu --nlu nlu_data --config config.yml "
         f"--cross-validation --folds {args.folds}`):",
@@ -263,6 +271,7 @@ def main() -> int:
     ]
     lines += _intent_table(report)
     lines += _confusions(errors)
+    lines += _threshold_section(successes, errors, "cross-validation test folds")
     lines += _entity_section(cv_dir / "DIETClassifier_report.json")
     lines += ["", "### Cross-validation errors", ""]
     lines += _errors_section(errors, "Misclassified test-fold examples")
@@ -271,7 +280,7 @@ def main() -> int:
         lines += ["", "## Holdout set per intent", ""]
         lines += _intent_table(holdout)
         lines += _confusions(holdout_errors)
-        lines += _threshold_section(holdout_successes, holdout_errors)
+        lines += _threshold_section(holdout_successes, holdout_errors, "holdout set")
         lines += ["", "### Holdout errors", ""]
         lines += _errors_section(holdout_errors, "Misclassified holdout messages", limit=60)
 

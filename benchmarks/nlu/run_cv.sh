@@ -4,7 +4,8 @@
 # Env: RASA (default .venv-rasa/bin/rasa), FOLDS (default 5), OUT (default a fresh dir under /tmp),
 #      HOLDOUT_MODEL (optional path to a trained model .tar.gz: also scores benchmarks/nlu/holdout.yml
 #      with it; by default a model is trained from config.yml + nlu_data into OUT and used),
-#      SKIP_HOLDOUT=1 to skip the holdout part.
+#      SKIP_HOLDOUT=1 to skip the holdout part; REPORT_NOTE / TRAIN_NOTE: free text for the summary /
+#      the timing section of the report.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -23,10 +24,12 @@ export SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
 echo "== ${FOLDS}-fold cross-validation -> $OUT/cv"
 start=$(date +%s)
 "$RASA" test nlu --nlu nlu_data --config config.yml --cross-validation --folds "$FOLDS" \
-  --out "$OUT/cv" > "$OUT/cv.log" 2>&1 || { tail -40 "$OUT/cv.log" >&2; exit 1; }
+  --successes --out "$OUT/cv" > "$OUT/cv.log" 2>&1 || { tail -40 "$OUT/cv.log" >&2; exit 1; }
 cv_seconds=$(( $(date +%s) - start ))
 
 args=(--cv-dir "$OUT/cv" --cv-seconds "$cv_seconds" --folds "$FOLDS" --out benchmarks/nlu/REPORT.md)
+[ -n "${REPORT_NOTE:-}" ] && args+=(--note "$REPORT_NOTE")
+[ -n "${TRAIN_NOTE:-}" ] && args+=(--train-note "$TRAIN_NOTE")
 
 if [ "${SKIP_HOLDOUT:-0}" != "1" ] && [ -f benchmarks/nlu/holdout.yml ]; then
   model="${HOLDOUT_MODEL:-}"
