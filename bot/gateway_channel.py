@@ -49,6 +49,7 @@ class GatewayInput(RestInput):
             text = self._extract_message(request)
             parse_data = await _parse(request, text)
             collector = CollectingOutputChannel()
+            failed = False
             try:
                 await on_new_message(
                     UserMessage(
@@ -63,9 +64,13 @@ class GatewayInput(RestInput):
             except CancelledError:
                 logger.error("gateway channel: the message timed out")
             except Exception:
-                # As the REST channel does: the gateway sees an empty answer and decides what to tell the user.
+                # E.g. the lock or tracker store (Redis) is down. Unlike the REST channel's silent empty
+                # answer, say so (503) when nothing was said: the gateway then apologises and keeps the
+                # message for staff instead of telling the user it did not understand.
                 logger.exception("gateway channel: the message failed")
-            return response.json(collector.messages, headers=_intent_headers(parse_data))
+                failed = True
+            status = 503 if failed and not collector.messages else 200
+            return response.json(collector.messages, status=status, headers=_intent_headers(parse_data))
 
         return webhook
 
