@@ -102,15 +102,24 @@ def _connect_with_retry(dialect: Any, _record: Any, cargs: Any, cparams: Any) ->
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 logger.error("event=db_connect_failed attempts=%d error=%s", attempt, _brief(exc))
+                _count("gave_up")
                 raise
             if attempt == 1:
                 logger.warning("event=db_connect_retry error=%s", _brief(exc))
+                _count("retry")
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.5)
             continue
         if attempt > 1:
             logger.warning("event=db_reconnected attempts=%d", attempt)
+            _count("recovered")
         return connection
+
+
+def _count(outcome: str) -> None:
+    from bureau import metrics  # lazily: metrics is optional for scripts that only need a session
+
+    metrics.DEGRADED.labels("database", outcome).inc()
 
 
 def _brief(exc: BaseException) -> str:
@@ -173,14 +182,17 @@ def _run(
                 session.commit()
                 if attempt > 1:
                     logger.warning("event=db_retry_succeeded what=%s attempts=%d", what, attempt)
+                    _count("recovered")
                 return result
         except DBAPIError as exc:
             remaining = deadline - time.monotonic()
             if committing or not is_transient(exc) or remaining <= 0:
                 if committing and is_transient(exc):
                     logger.error("event=db_commit_outcome_unknown what=%s error=%s", what, _brief(exc))
+                    _count("commit_unknown")
                 raise
             logger.warning("event=db_retry what=%s attempt=%d error=%s", what, attempt, _brief(exc))
+            _count("retry")
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 1.0)
             if on_retry is not None:

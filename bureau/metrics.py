@@ -37,6 +37,12 @@ WECHAT_API_ERRORS = Counter(
 )
 DELIVERIES = Counter("zhanyou_deliveries_total", "Broadcast deliveries recorded, by final status", ["status"])
 CRISIS_ALERTS = Counter("zhanyou_crisis_alerts_total", "Crisis alerts raised, by source", ["source"])
+DEGRADED = Counter(
+    "zhanyou_degraded_total",
+    "Calls that met an unavailable database or Redis, by dependency and outcome "
+    "(database: retry, recovered, gave_up, commit_unknown; redis: fallback)",
+    ["dependency", "outcome"],
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -43,6 +43,15 @@ def _rows(factory: sessionmaker, openid: str) -> int:
         return int(session.scalar(select(func.count()).where(MessageLog.openid == openid)) or 0)
 
 
+def _degraded(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "zhanyou_degraded_total", {"dependency": "database", "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def _log(openid: str) -> MessageLog:
     return MessageLog(openid=openid, direction="in", msg_type="text", content="我想申请优待证")
 
@@ -54,6 +63,7 @@ def test_a_write_during_a_brief_outage_waits_for_the_database_and_lands_once(
     proxy, factory = proxied
     openid = "oOut" + uuid.uuid4().hex[:8]
     assert db.run_transaction(factory, lambda s: s.scalar(select(1))) == 1  # a pooled connection exists
+    recovered = _degraded("recovered")
     proxy.down()  # cuts the pooled connection too: pre-ping finds it dead and reconnects
     threading.Timer(1.2, proxy.up).start()
     started = time.monotonic()
@@ -61,6 +71,7 @@ def test_a_write_during_a_brief_outage_waits_for_the_database_and_lands_once(
     waited = time.monotonic() - started
     assert 1.0 <= waited < 3.5, waited
     assert _rows(db.get_session_factory(pg_url), openid) == 1
+    assert _degraded("recovered") == recovered + 1  # zhanyou_degraded_total on /metrics
     # A plain `with factory.begin()` (no run_transaction) waits for the connection the same way.
     proxy.down()
     threading.Timer(0.8, proxy.up).start()

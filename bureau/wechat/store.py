@@ -172,6 +172,9 @@ class RedisGuard:
 
     def call(self, operation: Callable[[Any], T]) -> T:
         if self.down:
+            from bureau import metrics
+
+            metrics.DEGRADED.labels("redis", "fallback").inc()
             raise RedisUnavailable("redis marked down")
         import redis
 
@@ -181,6 +184,9 @@ class RedisGuard:
             with self._lock:
                 was_up = not self.down
                 self._down_until = time.monotonic() + self.cooldown
+            from bureau import metrics
+
+            metrics.DEGRADED.labels("redis", "fallback").inc()
             if was_up:
                 logger.warning(
                     "event=redis_down fallback=database error=%s", " ".join(str(exc).split())[:160]
