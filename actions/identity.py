@@ -230,6 +230,13 @@ class ValidateBindForm(RetryingFormValidation):
         return self.check(dispatcher, tracker, "bind_phone", value, identity.validate_phone)
 
 
+AFTER_BINDING_CHOICES = [
+    {"title": "申请优待证", "payload": "/certificate_apply"},
+    {"title": "查优待证办理进度", "payload": "/certificate_status"},
+    {"title": "返回主菜单", "payload": "/main_menu"},
+]
+
+
 class ActionBindSubmit(BureauAction):
     """Check the three values against the roster; count failures; lock after five."""
 
@@ -248,8 +255,11 @@ class ActionBindSubmit(BureauAction):
             return cleared
         result = identity.bind(session, tracker.sender_id, name, number, phone)
         if result.outcome == "bound" and result.veteran is not None:
+            # Most people bind on the way to the certificate: one tap continues where they were going.
             dispatcher.utter_message(
-                response="utter_bind_success", name=identity.mask_name(result.veteran.name)
+                response="utter_bind_success",
+                name=identity.mask_name(result.veteran.name),
+                buttons=AFTER_BINDING_CHOICES,
             )
         elif result.outcome == "locked" and result.locked_until is not None:
             dispatcher.utter_message(

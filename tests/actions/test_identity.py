@@ -108,6 +108,8 @@ def test_submit_binds_when_all_three_match(session_factory):
     events, dispatcher = _submit("o-a", "张建国", ID_ZHANG, "13905931234")
     assert slot_events(events) == CLEARED
     assert [(m["response"], m.get("name")) for m in dispatcher.messages] == [("utter_bind_success", "张*国")]
+    # One tap continues to the certificate, where most people were going.
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]][0] == "/certificate_apply"
     with session_factory() as session:
         assert session.get(WechatUser, "o-a").veteran_id == veteran_id
 

@@ -152,6 +152,32 @@ def test_no_page_shows_a_clear_id_number(app, client, session_factory):
     assert "陈卫国" in page and MASKED in page
 
 
+def test_the_roster_search_form_keeps_a_full_number_out_of_every_url(client, session_factory):
+    ids = _everything_with_the_number(session_factory)
+    make_staff(session_factory, "clerk1", "clerk")
+    login(client, "clerk1")
+    page = client.get("/admin/veterans").get_data(as_text=True)
+    assert 'method="post"' in page
+    token = token_of(client, "/admin/veterans")
+
+    found = client.post("/admin/veterans", data={"id_text": CLEAR_ID, "csrf_token": token})
+    assert found.status_code == 302
+    assert found.headers["Location"].endswith(f"/admin/veterans/{ids['veteran_id']}")
+    assert CLEAR_ID not in found.headers["Location"]
+
+    other = "11010119900307123" + idcard.check_char("11010119900307123")
+    missing = client.post(
+        "/admin/veterans", data={"id_text": other, "csrf_token": token, "township": "双城镇"}
+    )
+    assert missing.status_code == 302 and other not in missing.headers["Location"]
+    shown = client.get(missing.headers["Location"]).get_data(as_text=True)
+    assert "没有身份证号为" in shown and other not in shown
+
+    partial = client.post("/admin/veterans", data={"id_text": CLEAR_ID[-4:], "csrf_token": token})
+    assert "id_text=" + CLEAR_ID[-4:] in partial.headers["Location"]
+    assert "陈卫国" in client.get(partial.headers["Location"]).get_data(as_text=True)
+
+
 def _cells(data: bytes) -> list[str]:
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     cells = [

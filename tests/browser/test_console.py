@@ -142,6 +142,13 @@ def test_import_a_roster_with_one_bad_row(live_console, page, sim, session_facto
     assert page.locator("tbody tr").count() == 3
     assert idcard.mask(numbers[1]) in page.content() and numbers[1] not in page.content()
 
+    # Searching by the full number opens the person's page; the number never appears in a URL.
+    page.get_by_label("身份证号（可输后4位）").fill(numbers[1])
+    page.get_by_role("button", name="查找").click()
+    page.wait_for_url("**/admin/veterans/*")
+    assert numbers[1] not in page.url
+    assert "王二" in page.content() and numbers[1] not in page.content()
+
 
 def test_the_console_works_on_a_phone(live_console, browser, sim, session_factory):
     _staff(session_factory)

@@ -62,8 +62,9 @@ def test_applying_for_the_certificate_then_checking_its_status(wechat, openid, s
     say(wechat, openid, person.id_number)
     bound = say(wechat, openid, person.phone)
     assert "绑定" in bound and person.id_number not in bound
+    assert "1. <a " in bound and ">申请优待证</a>" in bound  # binding offers the way back to the application
 
-    filed = say(wechat, openid, "我要申请优待证")
+    filed = say(wechat, openid, "1")
     assert "提交" in filed and "编号" in filed
     status = say(wechat, openid, "优待证办到哪一步了")
     assert "已提交" in status

@@ -59,6 +59,36 @@ def veterans() -> Any:
     )
 
 
+@bp.post("/veterans")
+@roles_required("clerk")
+def veterans_search() -> Any:
+    """The search form posts here, so a full ID number never travels in a URL (logs, history, proxies).
+
+    A full, valid number opens that person's page; anything else comes back as an ordinary filtered list.
+    """
+    form = request.form
+    filters = {
+        "name": form.get("name", "").strip()[:50],
+        "id_text": form.get("id_text", "").strip()[:20],
+        "township": form.get("township", ""),
+        "category": form.get("category", ""),
+    }
+    number = idcard.normalize(filters["id_text"])
+    if idcard.is_valid(number):
+        found = (
+            get_db()
+            .scalars(
+                select(Veteran.id).where(Veteran.id_number_hash == secrets_box.lookup_hash(number)).limit(2)
+            )
+            .all()
+        )
+        if len(found) == 1:
+            return redirect(url_for("admin.veteran_detail", veteran_id=found[0]))
+        flash(f"名册里没有身份证号为 {idcard.mask(number)} 的人。", "error")
+        filters["id_text"] = ""
+    return redirect(url_for("admin.veterans", **{k: v for k, v in filters.items() if v}))
+
+
 @bp.get("/veterans/export.xlsx")
 @roles_required("clerk")
 def veterans_export() -> Any:
