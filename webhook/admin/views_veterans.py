@@ -86,7 +86,8 @@ def veterans_search() -> Any:
             return redirect(url_for("admin.veteran_detail", veteran_id=found[0]))
         flash(f"名册里没有身份证号为 {idcard.mask(number)} 的人。", "error")
         filters["id_text"] = ""
-    return redirect(url_for("admin.veterans", **{k: v for k, v in filters.items() if v}))
+    query: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    return redirect(url_for("admin.veterans", **query))
 
 
 @bp.get("/veterans/export.xlsx")
