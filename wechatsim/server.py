@@ -37,6 +37,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,9 +257,9 @@ def create_sim_app(state: SimState | None = None) -> Flask:
     def deliver(openid: str, kind: str, message: dict[str, Any]) -> None:
         sim.inbox.setdefault(openid, []).append({"kind": kind, "at": time.time(), **message})
 
-    @app.post("/cgi-bin/message/custom/send")
-    def custom_send() -> Response:
-        path = "cgi-bin/message/custom/send"
+    def api_call(path: str, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+        """What every API call goes through, in WeChat's order: an injected fault, the access token,
+        a JSON body; then `handle(body)` decides (under the state lock) and the call is recorded."""
         fault = apply_fault(path)  # outside the lock: a slow fault must not stall other calls
         with sim.lock:
             if fault:
@@ -269,16 +270,20 @@ def create_sim_app(state: SimState | None = None) -> Flask:
             body = json_body()
             if body is None:
                 return _json(record(path, _err(47001, "data format error")))
-            result = validate_custom(body)
-            if result is None:
-                openid = body["touser"]
-                follower = sim.followers[openid]
-                follower.sent_since_interaction += 1
-                deliver(
-                    openid, "custom", {"msgtype": body["msgtype"], "body": body, "text": custom_text(body)}
-                )
-                result = _err(0, "ok")
-            return _json(record(path, result, body))
+            return _json(record(path, handle(body), body))
+
+    @app.post("/cgi-bin/message/custom/send")
+    def custom_send() -> Response:
+        return api_call("cgi-bin/message/custom/send", send_custom)
+
+    def send_custom(body: dict[str, Any]) -> dict[str, Any]:
+        result = validate_custom(body)
+        if result is not None:
+            return result
+        openid = body["touser"]
+        sim.followers[openid].sent_since_interaction += 1
+        deliver(openid, "custom", {"msgtype": body["msgtype"], "body": body, "text": custom_text(body)})
+        return _err(0, "ok")
 
     def custom_text(body: dict[str, Any]) -> str:
         msgtype = body["msgtype"]
@@ -338,62 +343,38 @@ def create_sim_app(state: SimState | None = None) -> Flask:
 
     @app.post("/cgi-bin/message/template/send")
     def template_send() -> Response:
-        path = "cgi-bin/message/template/send"
-        fault = apply_fault(path)
-        with sim.lock:
-            if fault:
-                return _json(record(path, fault))
-            bad = check_token()
-            if bad:
-                return _json(record(path, bad))
-            body = json_body()
-            if body is None:
-                return _json(record(path, _err(47001, "data format error")))
-            openid = body.get("touser")
-            if not isinstance(openid, str) or not openid:
-                return _json(record(path, _err(40003, "invalid openid"), body))
-            if body.get("template_id") not in sim.templates:
-                return _json(record(path, _err(40037, "invalid template_id"), body))
-            data = body.get("data")
-            if not isinstance(data, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("value"), str) for v in data.values()
-            ):
-                return _json(record(path, _err(47001, "data format error"), body))
-            follower = sim.followers.get(openid)
-            if follower is None or not follower.subscribed:
-                return _json(record(path, _err(43004, "require subscribe"), body))
-            sim.next_msgid += 1
-            msgid = sim.next_msgid
-            deliver(
-                openid,
-                "template",
-                {
-                    "msgtype": "template",
-                    "msgid": msgid,
-                    "body": body,
-                    "text": "\n".join(v["value"] for v in data.values()),
-                },
-            )
-            return _json(record(path, {"errcode": 0, "errmsg": "ok", "msgid": msgid}, body))
+        return api_call("cgi-bin/message/template/send", send_template)
+
+    def send_template(body: dict[str, Any]) -> dict[str, Any]:
+        openid = body.get("touser")
+        if not isinstance(openid, str) or not openid:
+            return _err(40003, "invalid openid")
+        if body.get("template_id") not in sim.templates:
+            return _err(40037, "invalid template_id")
+        data = body.get("data")
+        if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("value"), str) for v in data.values()
+        ):
+            return _err(47001, "data format error")
+        follower = sim.followers.get(openid)
+        if follower is None or not follower.subscribed:
+            return _err(43004, "require subscribe")
+        sim.next_msgid += 1
+        msgid = sim.next_msgid
+        text = "\n".join(v["value"] for v in data.values())
+        deliver(openid, "template", {"msgtype": "template", "msgid": msgid, "body": body, "text": text})
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     @app.post("/cgi-bin/menu/create")
     def menu_create() -> Response:
-        path = "cgi-bin/menu/create"
-        fault = apply_fault(path)
-        with sim.lock:
-            if fault:
-                return _json(record(path, fault))
-            bad = check_token()
-            if bad:
-                return _json(record(path, bad))
-            body = json_body()
-            if body is None:
-                return _json(record(path, _err(47001, "data format error")))
-            result = validate_menu(body)
-            if result is None:
-                sim.menu = body
-                result = _err(0, "ok")
-            return _json(record(path, result, body))
+        return api_call("cgi-bin/menu/create", create_menu)
+
+    def create_menu(body: dict[str, Any]) -> dict[str, Any]:
+        result = validate_menu(body)
+        if result is None:
+            sim.menu = body
+            result = _err(0, "ok")
+        return result
 
     def validate_menu(body: dict[str, Any]) -> dict[str, Any] | None:
         buttons = body.get("button")
