@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import redis as redis_lib
@@ -83,11 +84,9 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL not set: the infrastructure fault tests need PostgreSQL")
-    redis_url = make_url(
-        os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15").replace("redis", "x", 1)
-    )
-    redis_host, redis_port = redis_url.host or "127.0.0.1", redis_url.port or 6379
-    redis_db = (redis_url.database or "15").lstrip("/") or "15"
+    redis_url = urlparse(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    redis_host, redis_port = redis_url.hostname or "127.0.0.1", redis_url.port or 6379
+    redis_db = redis_url.path.lstrip("/") or "15"
     try:
         redis_lib.Redis(host=redis_host, port=redis_port, socket_connect_timeout=1).ping()
     except redis_lib.RedisError:
