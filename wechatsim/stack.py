@@ -57,6 +57,11 @@ def _tail(log: Path | None, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
+# As deploy/gunicorn.conf.py: each push holds a thread for up to the reply budget while Rasa thinks, so
+# threads must outnumber the users writing at once, or pushes queue unseen and miss WeChat's 5 s.
+WEBHOOK_THREADS = 32
+
+
 @dataclass
 class Part:
     name: str
@@ -226,7 +231,7 @@ class LocalStack:
                 "--workers",
                 str(self.webhook_workers),
                 "--threads",
-                "8",
+                str(WEBHOOK_THREADS),
                 "--worker-class",
                 "gthread",
                 "--timeout",

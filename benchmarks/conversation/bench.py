@@ -7,9 +7,11 @@ Two paths are measured in the same run on the same stack:
   webhook  signed WeChat XML through the gateway — what a veteran really gets, including late answers
            delivered through the customer-service API (timed until they reach the simulator's inbox).
 
-    .venv/bin/python benchmarks/conversation/bench.py --users 1 20 --rasa-workers 1 2 --messages 8
+    .venv/bin/python benchmarks/conversation/bench.py --users 1 20 50 --rasa-workers 1 2 --messages 8
 
-Writes a Markdown report (default benchmarks/conversation/REPORT.md).
+Two kinds of run (`--think`): with no pause between an answer and the next message (a closed loop: the
+capacity of the stack, for throughput ratios), and with a person's pause (`--think 3` waits 1.5–4.5 s,
+uniformly), for the response times people see. Writes a Markdown report (default REPORT.md here).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from wechatsim.client import WeChatClientSim  # noqa: E402
+from wechatsim.client import WeChatClientSim, next_msgid  # noqa: E402
 from wechatsim.stack import LocalStack, current_model  # noqa: E402
 
 LATE_SECONDS = 4.5
@@ -54,6 +58,7 @@ class Sample:
     late: bool = False
     via_customer_service: bool = False
     failed: bool = False
+    extra_deliveries: int = 0  # customer-service messages beyond what this answer needed (duplicates)
 
 
 @dataclass
@@ -61,17 +66,26 @@ class Run:
     path: str
     users: int
     rasa_workers: int
+    think: float
     samples: list[Sample] = field(default_factory=list)
-    wall: float = 0.0
+    wall: float = 0.0  # from the first message to the last answer (not the watch for duplicates after it)
+    last_answer: float = 0.0
+    duplicates: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.samples) / self.wall if self.wall else 0.0
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
+        self.last_answer = max(self.last_answer, time.perf_counter())
 
     def row(self) -> str:
         times = sorted(s.seconds for s in self.samples if not s.failed)
         count = len(self.samples)
+        head = f"| {self.path} | {self.rasa_workers} | {self.users} | {self.think:g} | {count} "
         if not times:
-            return f"| {self.path} | {self.rasa_workers} | {self.users} | {count} | – | – | – | – | – | – | – |"
+            return head + "| – | – | – | – | – | – | – | – |"
 
         def pct(p: float) -> float:
             return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))]
@@ -79,17 +93,27 @@ class Run:
         late = sum(1 for s in self.samples if s.late)
         cs = sum(1 for s in self.samples if s.via_customer_service)
         failed = sum(1 for s in self.samples if s.failed)
+        dup = "–" if self.path == "rest" else str(self.duplicates)
         return (
-            f"| {self.path} | {self.rasa_workers} | {self.users} | {count} | {count / self.wall:.1f} | "
+            head + f"| {self.throughput:.1f} | "
             f"{statistics.median(times) * 1000:.0f} | {pct(95) * 1000:.0f} | {pct(99) * 1000:.0f} | "
-            f"{late / count:.1%} | {cs} | {failed} |"
+            f"{late} ({late / count:.1%}) | {cs} | {dup} | {failed} |"
         )
+
+
+def pause(think: float, rng: random.Random) -> None:
+    """A person reading the answer and typing the next message: `think` ± 50 %, uniformly."""
+    if think > 0:
+        time.sleep(rng.uniform(think * 0.5, think * 1.5))
 
 
 def rest_user(stack: LocalStack, script: list[str], run: Run, lock: threading.Lock) -> None:
     sender = f"bench-rest-{uuid.uuid4().hex[:12]}"
     session = requests.Session()
-    for text in script:
+    rng = random.Random(sender)
+    for index, text in enumerate(script):
+        if index:
+            pause(run.think, rng)
         start = time.perf_counter()
         try:
             reply = session.post(stack.url("rasa") + "/webhooks/rest/webhook",
@@ -106,32 +130,81 @@ def webhook_user(stack: LocalStack, client: WeChatClientSim, script: list[str], 
                  lock: threading.Lock) -> None:
     openid = f"o-bench-{uuid.uuid4().hex[:12]}"
     requests.post(stack.simulator_url + "sim/followers", json={"openid": openid}, timeout=5)
-    for text in script:
-        before = len(client.inbox(openid))
+    rng = random.Random(openid)
+    seen = 0  # customer-service messages this user has received and accounted for
+    tell_simulator = True
+    for index, text in enumerate(script):
+        if index:
+            pause(run.think, rng)
+        fields = client.message_fields(openid, "text", Content=text, MsgId=next_msgid())
+        # The real WeChat server notes each user message itself (it opens the customer-service window and
+        # resets its quota); the simulator is told over HTTP. That bookkeeping is WeChat's work, not ours, so
+        # it is done only when customer-service messages were sent since, keeping the harness's CPU on 2
+        # shared cores from counting against the webhook.
         start = time.perf_counter()
-        result = client.send_text(openid, text)
+        result = client.push(fields, "message" if tell_simulator else None)
         elapsed = time.perf_counter() - start
         sample = Sample(elapsed)
         if result.error:
             sample.failed = True
         elif result.reply is None:
             # "success": the answer comes later through the customer-service API.
-            arrived = client.wait_inbox(openid, before + 1, timeout=30)
+            arrived = client.wait_inbox(openid, seen + 1, timeout=30)
             sample.seconds = time.perf_counter() - start
             sample.via_customer_service = True
-            sample.failed = len(arrived) <= before
+            # Anything that arrived before this message was sent belongs to an earlier turn: a duplicate.
+            wall_start = time.time() - sample.seconds
+            early = sum(1 for item in arrived[seen:] if item.get("at", 0) < wall_start)
+            sample.failed = len(arrived) - early <= seen
+            time.sleep(0.3)  # the gateway sends all pieces of one late answer back to back; let them land
+            now = len(client.inbox(openid))
+            with lock:
+                run.duplicates += early
+            seen = now
+            tell_simulator = True
+        elif len((result.user_sees or "").encode("utf-8")) > 1800:
+            # A long passive answer continues through the customer-service API a moment later.
+            seen = settle(client, openid)
+            tell_simulator = True
+        else:
+            tell_simulator = False
         sample.late = sample.seconds > LATE_SECONDS
         with lock:
             run.add(sample)
+    time.sleep(2.0)  # a second delivery of an answer would come within the retry window
+    final = len(client.inbox(openid))
+    if final > seen:
+        with lock:
+            run.duplicates += final - seen
 
 
-def measure(stack: LocalStack, path: str, users: int, rasa_workers: int, messages: int) -> Run:
-    run = Run(path, users, rasa_workers)
+def settle(client: WeChatClientSim, openid: str, quiet: float = 1.2) -> int:
+    """The user's inbox size once nothing new has arrived for `quiet` seconds."""
+    count = len(client.inbox(openid))
+    deadline = time.perf_counter() + quiet
+    while time.perf_counter() < deadline:
+        time.sleep(0.2)
+        now = len(client.inbox(openid))
+        if now != count:
+            count, deadline = now, time.perf_counter() + quiet
+    return count
+
+
+def measure(stack: LocalStack, path: str, users: int, rasa_workers: int, messages: int, think: float) -> Run:
+    run = Run(path, users, rasa_workers, think)
     lock = threading.Lock()
     env = stack.env()
     client = WeChatClientSim(stack.webhook_url, token=env.get("WECHAT_TOKEN", "zhanyou-dev-token"),
                              app_id=env.get("WECHAT_APP_ID", "wxzhanyoudev0001"), sim_url=stack.simulator_url)
-    scripts = [(SCRIPTS[i % len(SCRIPTS)] * 4)[:messages] for i in range(users)]
+    # Two different flows per veteran, so no answer legitimately repeats within one conversation.
+    # Two different flows per veteran; a lone veteran goes through all of them, so that the one-user
+    # figures rest on enough messages to mean something.
+    if users == 1:
+        scripts = [[text for flow in SCRIPTS for text in flow]]
+    else:
+        scripts = [
+            ((SCRIPTS[i % len(SCRIPTS)] + SCRIPTS[(i + 3) % len(SCRIPTS)]) * 4)[:messages] for i in range(users)
+        ]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=users) as pool:
         for script in scripts:
@@ -139,20 +212,51 @@ def measure(stack: LocalStack, path: str, users: int, rasa_workers: int, message
                 pool.submit(rest_user, stack, script, run, lock)
             else:
                 pool.submit(webhook_user, stack, client, script, run, lock)
-    run.wall = time.perf_counter() - start
+    run.wall = (run.last_answer or time.perf_counter()) - start
     return run
 
 
+class PeakMemory:
+    """Samples the resident memory of every part every 0.5 s while load runs; keeps the peak."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            for name, part in self.stack.parts.items():
+                self.peak[name] = max(self.peak.get(name, 0.0), rss_mb(part.process.pid))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def row(self, label: str) -> str:
+        return f"| {label} | " + " | ".join(f"{self.peak.get(name, 0):.0f}" for name in self.stack.parts) + " |"
+
+
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (Sanic/gunicorn workers), in MB."""
+    """Resident memory of a process and all its descendants (Sanic/gunicorn workers), in MB."""
     total = 0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
+    pids, seen = [pid], set()
+    while pids:
+        current = pids.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    for p in seen:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -162,9 +266,59 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def fresh_postgres(base_url: str) -> tuple[str, str]:
+    """A new empty PostgreSQL database on `base_url`'s server: (its URL, its name)."""
+    name = f"zhanyou_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    host = base_url.rsplit("/", 1)[0]
+    subprocess.run(["psql", base_url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    return f"{host}/{name}", name
+
+
+def drop_postgres(base_url: str, name: str) -> None:
+    subprocess.run(["psql", base_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
+
+
 def memory_row(stack: LocalStack, label: str) -> str:
     cells = [f"{rss_mb(part.process.pid):.0f}" for part in stack.parts.values()]
     return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def summary(runs: list[Run], think_values: list[float]) -> list[str]:
+    """The figures the issues ask for, read off the runs."""
+
+    def find(path: str, workers: int, users: int, think: float) -> Run | None:
+        for run in runs:
+            if (run.path, run.rasa_workers, run.users, run.think) == (path, workers, users, think):
+                return run
+        return None
+
+    def p99(run: Run) -> float:
+        times = sorted(s.seconds for s in run.samples if not s.failed)
+        return times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))] if times else float("nan")
+
+    lines = []
+    for think in think_values:
+        for workers in sorted({r.rasa_workers for r in runs}):
+            for users in sorted({r.users for r in runs}):
+                rest, hook = find("rest", workers, users, think), find("webhook", workers, users, think)
+                if rest and hook and rest.throughput:
+                    late = sum(1 for s in hook.samples if s.late)
+                    lines.append(
+                        f"- think {think:g} s, {workers} Rasa worker(s), {users} users: webhook/REST throughput "
+                        f"**{hook.throughput / rest.throughput:.2f}** ({hook.throughput:.1f} / {rest.throughput:.1f} "
+                        f"msg/s); webhook p99 **{p99(hook) * 1000:.0f} ms**; answers after 4.5 s: **{late}**; "
+                        f"through the customer-service API: {sum(1 for s in hook.samples if s.via_customer_service)}"
+                        f", delivered twice: {hook.duplicates}, failed: {sum(1 for s in hook.samples if s.failed)}"
+                    )
+        for path in ("rest", "webhook"):
+            for users in sorted({r.users for r in runs}):
+                one, two = find(path, 1, users, think), find(path, 2, users, think)
+                if one and two and one.throughput:
+                    lines.append(
+                        f"- think {think:g} s, {path}, {users} users: 2 Rasa workers / 1 = "
+                        f"**{two.throughput / one.throughput:.2f}×** ({two.throughput:.1f} / {one.throughput:.1f} msg/s)"
+                    )
+    return lines
 
 
 def main() -> None:
@@ -172,46 +326,80 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20, 50])
     parser.add_argument("--rasa-workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--messages", type=int, default=8, help="messages per simulated veteran")
+    parser.add_argument(
+        "--think", type=float, nargs="+", default=[0.0, 3.0],
+        help="seconds a veteran pauses between an answer and the next message (±50%%); 0 = closed loop",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("BENCH_POSTGRES_URL"),
+        help="a PostgreSQL server URL (e.g. postgresql://postgres@127.0.0.1:5432/test): the stack gets a fresh "
+        "database there; default: SQLite",
+    )
     parser.add_argument("--report", default=str(ROOT / "benchmarks" / "conversation" / "REPORT.md"))
     args = parser.parse_args()
 
     model = current_model()
+    runs: list[Run] = []
     rows: list[str] = []
     memory: list[str] = []
+    names = ""
+    started = time.perf_counter()
     for workers in args.rasa_workers:
         with tempfile.TemporaryDirectory(prefix="zhanyou-bench-") as tmp:
-            stack = LocalStack(workdir=Path(tmp), model=model, database_url=f"sqlite:///{tmp}/bench.db",
+            database_url, database = f"sqlite:///{tmp}/bench.db", None
+            if args.postgres:
+                database_url, database = fresh_postgres(args.postgres)
+            stack = LocalStack(workdir=Path(tmp), model=model, database_url=database_url,
                                redis_url=args.redis_url, rasa_workers=workers)
-            with stack:
-                stack.start()
-                memory.append(memory_row(stack, f"{workers} Rasa worker(s), at rest"))
-                # Warm-up: the first messages load lazy parts of the model and the actions.
-                measure(stack, "rest", 2, workers, 3)
-                for users in args.users:
-                    for path in ("rest", "webhook"):
-                        run = measure(stack, path, users, workers, args.messages)
-                        rows.append(run.row())
-                        print(rows[-1], flush=True)
-                memory.append(memory_row(stack, f"{workers} Rasa worker(s), after load"))
-                names = " | ".join(stack.parts)
+            try:
+                with stack:
+                    stack.start()
+                    memory.append(memory_row(stack, f"{workers} Rasa worker(s), at rest"))
+                    # Warm-up: the first messages load lazy parts of the model and the actions.
+                    measure(stack, "rest", 2, workers, 3, 0.0)
+                    measure(stack, "webhook", 2, workers, 3, 0.0)
+                    with PeakMemory(stack) as peak:
+                        for think in args.think:
+                            for users in args.users:
+                                for path in ("rest", "webhook"):
+                                    run = measure(stack, path, users, workers, args.messages, think)
+                                    runs.append(run)
+                                    rows.append(run.row())
+                                    print(rows[-1], flush=True)
+                    memory.append(peak.row(f"{workers} Rasa worker(s), peak under load"))
+                    memory.append(memory_row(stack, f"{workers} Rasa worker(s), after load"))
+                    names = " | ".join(stack.parts)
+            finally:
+                if database:
+                    drop_postgres(args.postgres, database)
 
     report = [
         "# Conversation load benchmark",
         "",
-        f"Run {dt.datetime.now():%Y-%m-%d %H:%M} on {os.cpu_count()} cores: "
-        f"`{' '.join(sys.argv)}`. Each simulated veteran sends {args.messages} messages and waits for each "
-        "answer. Rasa uses the Redis lock and tracker stores (several Sanic workers share conversations).",
+        f"Run {dt.datetime.now():%Y-%m-%d %H:%M} on {os.cpu_count()} cores in {time.perf_counter() - started:.0f} s: "
+        f"`{' '.join(sys.argv)}`. Each simulated veteran sends {args.messages} messages across the flows and waits "
+        "for each answer, then pauses `think` seconds (±50 %) before the next one (0: at once). Rasa uses the Redis "
+        f"lock and tracker stores; the database is {'PostgreSQL' if args.postgres else 'SQLite'}, Redis holds the "
+        "gateway's dedupe and state.",
         "",
-        "| path | Rasa workers | users | messages | msg/s | p50 ms | p95 ms | p99 ms | later than 4.5 s | "
-        "via customer-service API | failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "## Summary",
+        "",
+        *summary(runs, args.think),
+        "",
+        "## All runs",
+        "",
+        "| path | Rasa workers | users | think s | messages | msg/s | p50 ms | p95 ms | p99 ms | later than 4.5 s | "
+        "via customer-service API | delivered twice | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "`rest` is Rasa's REST channel alone; `webhook` is signed WeChat XML through the gateway, where an answer "
-        "that misses the reply budget is timed until it reaches the user through the customer-service API.",
+        "that misses the reply budget is timed until it reaches the user through the customer-service API. "
+        "\"Delivered twice\" counts customer-service messages that reached a user after the turn they belonged to "
+        "was complete (a second delivery of one answer).",
         "",
-        "## Resident memory (MB)",
+        "## Resident memory (MB, each part with all its worker processes)",
         "",
         f"| when | {names} |",
         "|---|" + "---|" * len(names.split(" | ")),

@@ -55,6 +55,20 @@ def touch_user(session: Session, openid: str) -> WechatUser:
     return user
 
 
+def note_message(session: Session, openid: str) -> None:
+    """`touch_user` for the hot path (every message): one UPDATE for a known follower, no SELECT first.
+
+    A message proves the user follows us, so the row is marked subscribed as well."""
+    result = session.execute(
+        update(WechatUser)
+        .where(WechatUser.openid == openid)
+        .values(last_interaction_at=utcnow(), subscribed=True, unsubscribed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        touch_user(session, openid)
+
+
 def record_subscribe(session: Session, openid: str, scene: str | None) -> WechatUser:
     """A (re-)follow; `scene` is the QR-code scene (EventKey without `qrscene_`), if any."""
     user = touch_user(session, openid)

@@ -346,7 +346,7 @@ class Gateway:
     def _log_in(self, openid: str, msg_type: str, text: str) -> int:
         """Touch the user (48-hour window) and keep what they wrote, ID numbers masked."""
         with self.factory.begin() as session:
-            users.touch_user(session, openid)
+            users.note_message(session, openid)
             row = MessageLog(
                 openid=openid, direction="in", msg_type=msg_type, content=idcard.redact(text)[:4000]
             )

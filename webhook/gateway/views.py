@@ -73,7 +73,7 @@ class GatewayContext:
         budget = float(conf.get("REPLY_BUDGET_SECONDS", settings.reply_budget_seconds))
         # The pool carries each request's id (and other context) into the turn and the late delivery.
         self.pool = ContextThreadPool(
-            max_workers=int(os.environ.get("GATEWAY_THREADS", "16")), thread_name_prefix="gateway"
+            max_workers=int(os.environ.get("GATEWAY_THREADS", "48")), thread_name_prefix="gateway"
         )
         self.gateway = Gateway(
             session_factory=factory,
