@@ -332,6 +332,27 @@ def test_slow_rasa_yields_success_then_exactly_one_customer_service_message(
     assert len(rasa.calls) == 1
 
 
+def test_time_spent_before_asking_rasa_comes_off_the_reply_budget(
+    make_app: Any, rasa: Any, sim: Any, monkeypatch: Any
+) -> None:
+    from webhook.gateway.state import RateLimiter
+
+    allow = RateLimiter.allow
+
+    def slow_allow(self: Any, openid: str) -> bool:
+        time.sleep(0.8)  # e.g. a database that needed a reconnect before the turn could start
+        return allow(self, openid)
+
+    monkeypatch.setattr(RateLimiter, "allow", slow_allow)
+    rasa.delay = 0.5  # on time if the budget (1 s) started with the Rasa call; late counted from the push
+    push = Pusher(make_app(budget=1.0).test_client())
+    interact(sim, "oSlowDb")
+    started = time.monotonic()
+    first = push.text("oSlowDb", "附近有什么工作")
+    assert first.get_data(as_text=True) == "success" and time.monotonic() - started < 1.5
+    assert [m["text"] for m in inbox(sim, "oSlowDb", 1)] == ["收到：附近有什么工作"]
+
+
 def test_hostile_bodies_are_refused_and_the_server_keeps_serving(push: Pusher, rasa: Any) -> None:
     client = push.client
     bodies = [
