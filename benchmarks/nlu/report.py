@@ -216,7 +216,7 @@ def main() -> int:
     lines = [
         "# NLU benchmark — Zhanyou (战友)",
         "",
-        f"Generated {now} by `bash benchmarks/nlu/run_cv.sh` (`benchmarks/nlu/report.py`).",
+        f"Generated {now} by `benchmarks/nlu/report.py` (which `bash benchmarks/nlu/run_cv.sh` calls).",
         "",
         "## Summary",
         "",
