@@ -14,7 +14,7 @@ Control endpoints for tests (`/sim/...`):
   POST /sim/faults {mode: errcode|slow|drop, errcode?, seconds?, count?, path?}   next N calls misbehave
   POST /sim/config {token_lifetime?, random_error_rate?, templates?}
   POST /sim/tokens/expire                                   every token expires now
-  GET  /sim/inbox/<openid>                                  what that user received, in order
+  GET  /sim/inbox/<openid>[?count=N&wait=S]               what that user received, in order (held ≤ S s until N)
   GET  /sim/calls                                           every API call (path, errcode)
   GET  /sim/menu                                            the published menu
   POST /sim/reset
@@ -112,6 +112,11 @@ class SimState:
     next_msgid: int = 1000
     token_fetches: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Notified on every delivery, so a test can wait for a message instead of polling for it.
+    delivered: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.delivered = threading.Condition(self.lock)
 
     def reset(self) -> None:
         with self.lock:
@@ -256,6 +261,7 @@ def create_sim_app(state: SimState | None = None) -> Flask:
 
     def deliver(openid: str, kind: str, message: dict[str, Any]) -> None:
         sim.inbox.setdefault(openid, []).append({"kind": kind, "at": time.time(), **message})
+        sim.delivered.notify_all()
 
     def api_call(path: str, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
         """What every API call goes through, in WeChat's order: an injected fault, the access token,
@@ -499,7 +505,12 @@ def create_sim_app(state: SimState | None = None) -> Flask:
 
     @app.get("/sim/inbox/<openid>")
     def inbox(openid: str) -> Response:
+        """What the user received; `?count=N&wait=S` holds the answer up to S seconds (≤ 60) until there
+        are N messages — one request instead of polling."""
+        count = request.args.get("count", default=0, type=int)
+        wait = min(max(request.args.get("wait", default=0.0, type=float), 0.0), 60.0)
         with sim.lock:
+            sim.delivered.wait_for(lambda: len(sim.inbox.get(openid, [])) >= count, timeout=wait)
             return _json(list(sim.inbox.get(openid, [])))
 
     @app.get("/sim/calls")

@@ -187,3 +187,25 @@ def test_server_runs_as_a_module_on_the_given_port() -> None:
         process.wait(10)
         if process.stdout:
             process.stdout.close()
+
+
+def test_a_reader_can_wait_for_a_delivery_instead_of_polling(control: Any) -> None:
+    access = token(control)
+    control.interact("oWait")
+    seen: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: seen.append(
+            requests.get(f"{control.url}sim/inbox/oWait", params={"count": 1, "wait": 10}, timeout=15).json()
+        )
+    )
+    started = time.monotonic()
+    reader.start()
+    time.sleep(0.3)
+    assert seen == []  # still held: nothing delivered yet
+    custom(control, access, {"touser": "oWait", "msgtype": "text", "text": {"content": "来了"}})
+    reader.join(5)
+    assert [m["text"] for m in seen[0]] == ["来了"] and time.monotonic() - started < 3
+    # Without enough messages the wait ends at its limit with what there is.
+    started = time.monotonic()
+    held = requests.get(f"{control.url}sim/inbox/oWait", params={"count": 2, "wait": 0.5}, timeout=5).json()
+    assert len(held) == 1 and 0.4 < time.monotonic() - started < 3

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from bureau import idcard, metrics
+from bureau.db import run_transaction
 from bureau.models import CaseStatus, HandoffTicket, MessageLog
 from bureau.services import users
 from bureau.wechat.client import WeChatApiError, WeChatClient
@@ -365,8 +366,10 @@ class Gateway:
     # ------------------------------------------------------------ records
 
     def _log_in(self, openid: str, msg_type: str, text: str) -> int:
-        """Touch the user (48-hour window) and keep what they wrote, ID numbers masked."""
-        with self.factory.begin() as session:
+        """Touch the user (48-hour window) and keep what they wrote, ID numbers masked; a connection cut
+        mid-way is retried (`run_transaction`), so the message is not lost to a brief database outage."""
+
+        def keep(session: Session) -> int:
             users.note_message(session, openid)
             row = MessageLog(
                 openid=openid, direction="in", msg_type=msg_type, content=idcard.redact(text)[:4000]
@@ -375,12 +378,14 @@ class Gateway:
             session.flush()
             return row.id
 
+        return run_transaction(self.factory, keep, what="message_log")
+
     def _mark_unanswered(self, log_id: int) -> None:
         with self.factory.begin() as session:
             session.execute(update(MessageLog).where(MessageLog.id == log_id).values(unanswered=True))
 
     def _keep_for_staff(self, openid: str, text: str, log_id: int | None) -> None:
-        with self.factory.begin() as session:
+        def keep(session: Session) -> None:
             if log_id is not None:
                 session.execute(update(MessageLog).where(MessageLog.id == log_id).values(unanswered=True))
             session.add(
@@ -391,6 +396,8 @@ class Gateway:
                     status=CaseStatus.OPEN,
                 )
             )
+
+        run_transaction(self.factory, keep, what="handoff_ticket")
 
     def _raise_crisis(self, openid: str, text: str) -> None:
         from bureau.safety import raise_crisis_alert
