@@ -58,7 +58,6 @@ class Sample:
     late: bool = False
     via_customer_service: bool = False
     failed: bool = False
-    extra_deliveries: int = 0  # customer-service messages beyond what this answer needed (duplicates)
 
 
 @dataclass
