@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from bureau import metrics
 from webhook.database import get_db
+from webhook.gateway.rasa_client import split_urls
 
 bp = Blueprint("health", __name__)
 
@@ -35,7 +36,8 @@ def readyz() -> Any:
         checks["database"] = True
     except Exception:  # any driver error means "not ready", never a 500
         checks["database"] = False
-    checks["rasa"] = _reachable(settings.rasa_url + "/")
+    # Several Rasa servers may share the work (RASA_URL with commas): one answering is enough to serve.
+    checks["rasa"] = any(_reachable(url + "/") for url in split_urls(settings.rasa_url))
     action_base = settings.action_server_url.rsplit("/webhook", 1)[0]
     checks["action_server"] = _reachable(action_base + "/health")
     ready = all(checks.values())

@@ -78,7 +78,8 @@ class LocalStack:
     model: str
     database_url: str
     redis_url: str | None = None
-    rasa_workers: int = 1
+    rasa_workers: int = 1  # Sanic workers in each Rasa process
+    rasa_processes: int = 1  # separate Rasa servers, each on its own port, balanced by the gateway
     webhook_workers: int = 2
     reply_budget_seconds: float = 4.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -87,12 +88,21 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for name in ("simulator", "actions", "rasa", "webhook"):
+        for name in ("simulator", "actions", *self.rasa_names, "webhook"):
             self.ports[name] = free_port()
 
     # -- addresses ---------------------------------------------------------------------------
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def rasa_names(self) -> list[str]:
+        """The parts that are Rasa servers: "rasa", then "rasa-2", "rasa-3"…"""
+        return ["rasa"] + [f"rasa-{n}" for n in range(2, self.rasa_processes + 1)]
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        return [self.url(name) for name in self.rasa_names]
 
     @property
     def webhook_url(self) -> str:
@@ -107,7 +117,7 @@ class LocalStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
         env.update(
             DATABASE_URL=self.database_url,
-            RASA_URL=self.url("rasa"),
+            RASA_URL=",".join(self.rasa_urls),
             ACTION_SERVER_URL=self.url("actions") + "/webhook",
             WECHAT_API_BASE=self.simulator_url,
             REPLY_BUDGET_SECONDS=str(self.reply_budget_seconds),
@@ -194,32 +204,39 @@ class LocalStack:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start_rasa(self) -> None:
+    def start_rasa(self, name: str | None = None) -> None:
+        """Start Rasa server `name`, or every one not running; they load their models side by side."""
+        names = [name] if name else [n for n in self.rasa_names if n not in self.parts]
         env = self.env()
         env["SANIC_WORKERS"] = str(self.rasa_workers)
-        part = self._spawn(
-            "rasa",
-            [
-                str(RASA_BIN),
-                "run",
-                "--enable-api",
-                "--model",
-                self.model,
-                "--port",
-                str(self.ports["rasa"]),
-                "--endpoints",
-                str(self._rasa_endpoints()),
-                "--credentials",
-                str(ROOT / "bot" / "credentials.yml"),
-            ],
-            env,
-        )
+        started = [
+            self._spawn(
+                rasa,
+                [
+                    str(RASA_BIN),
+                    "run",
+                    "--enable-api",
+                    "--model",
+                    self.model,
+                    "--port",
+                    str(self.ports[rasa]),
+                    "--endpoints",
+                    str(self._rasa_endpoints()),
+                    "--credentials",
+                    str(ROOT / "bot" / "credentials.yml"),
+                ],
+                env,
+            )
+            for rasa in names
+        ]
+        for part in started:
+            url = self.url(part.name)
 
-        def loaded() -> bool:
-            reply = requests.get(self.url("rasa") + "/status", timeout=2)
-            return reply.ok and bool(reply.json().get("model_file"))
+            def loaded(url: str = url) -> bool:
+                reply = requests.get(url + "/status", timeout=2)
+                return reply.ok and bool(reply.json().get("model_file"))
 
-        wait_until(loaded, 240, "Rasa server", part.process, part.log)
+            wait_until(loaded, 240, f"Rasa server {part.name}", part.process, part.log)
 
     def start_webhook(self) -> None:
         part = self._spawn(

@@ -36,6 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from webhook.gateway.rasa_client import Balancer  # noqa: E402
 from wechatsim.client import WeChatClientSim, next_msgid  # noqa: E402
 from wechatsim.stack import LocalStack, current_model  # noqa: E402
 
@@ -64,7 +65,7 @@ class Sample:
 class Run:
     path: str
     users: int
-    rasa_workers: int
+    rasa_processes: int
     think: float
     samples: list[Sample] = field(default_factory=list)
     wall: float = 0.0  # from the first message to the last answer (not the watch for duplicates after it)
@@ -82,7 +83,7 @@ class Run:
     def row(self) -> str:
         times = sorted(s.seconds for s in self.samples if not s.failed)
         count = len(self.samples)
-        head = f"| {self.path} | {self.rasa_workers} | {self.users} | {self.think:g} | {count} "
+        head = f"| {self.path} | {self.rasa_processes} | {self.users} | {self.think:g} | {count} "
         if not times:
             return head + "| – | – | – | – | – | – | – | – |"
 
@@ -106,7 +107,7 @@ def pause(think: float, rng: random.Random) -> None:
         time.sleep(rng.uniform(think * 0.5, think * 1.5))
 
 
-def rest_user(stack: LocalStack, script: list[str], run: Run, lock: threading.Lock) -> None:
+def rest_user(stack: LocalStack, balancer: Balancer, script: list[str], run: Run, lock: threading.Lock) -> None:
     sender = f"bench-rest-{uuid.uuid4().hex[:12]}"
     session = requests.Session()
     rng = random.Random(sender)
@@ -114,9 +115,11 @@ def rest_user(stack: LocalStack, script: list[str], run: Run, lock: threading.Lo
         if index:
             pause(run.think, rng)
         start = time.perf_counter()
+        server = balancer.candidates()[0]  # the gateway's choice: fewest messages in flight
         try:
-            reply = session.post(stack.url("rasa") + "/webhooks/rest/webhook",
-                                 json={"sender": sender, "message": text}, timeout=30)
+            with balancer.using(server):
+                reply = session.post(stack.rasa_urls[server] + "/webhooks/rest/webhook",
+                                     json={"sender": sender, "message": text}, timeout=30)
             ok = reply.ok and isinstance(reply.json(), list)
         except requests.RequestException:
             ok = False
@@ -189,8 +192,8 @@ def settle(client: WeChatClientSim, openid: str, quiet: float = 1.2) -> int:
     return count
 
 
-def measure(stack: LocalStack, path: str, users: int, rasa_workers: int, messages: int, think: float) -> Run:
-    run = Run(path, users, rasa_workers, think)
+def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messages: int, think: float) -> Run:
+    run = Run(path, users, rasa_processes, think)
     lock = threading.Lock()
     env = stack.env()
     client = WeChatClientSim(stack.webhook_url, token=env.get("WECHAT_TOKEN", "zhanyou-dev-token"),
@@ -204,11 +207,12 @@ def measure(stack: LocalStack, path: str, users: int, rasa_workers: int, message
         scripts = [
             ((SCRIPTS[i % len(SCRIPTS)] + SCRIPTS[(i + 3) % len(SCRIPTS)]) * 4)[:messages] for i in range(users)
         ]
+    balancer = Balancer(len(stack.rasa_urls))
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=users) as pool:
         for script in scripts:
             if path == "rest":
-                pool.submit(rest_user, stack, script, run, lock)
+                pool.submit(rest_user, stack, balancer, script, run, lock)
             else:
                 pool.submit(webhook_user, stack, client, script, run, lock)
     run.wall = (run.last_answer or time.perf_counter()) - start
@@ -287,7 +291,7 @@ def summary(runs: list[Run], think_values: list[float]) -> list[str]:
 
     def find(path: str, workers: int, users: int, think: float) -> Run | None:
         for run in runs:
-            if (run.path, run.rasa_workers, run.users, run.think) == (path, workers, users, think):
+            if (run.path, run.rasa_processes, run.users, run.think) == (path, workers, users, think):
                 return run
         return None
 
@@ -297,13 +301,13 @@ def summary(runs: list[Run], think_values: list[float]) -> list[str]:
 
     lines = []
     for think in think_values:
-        for workers in sorted({r.rasa_workers for r in runs}):
+        for workers in sorted({r.rasa_processes for r in runs}):
             for users in sorted({r.users for r in runs}):
                 rest, hook = find("rest", workers, users, think), find("webhook", workers, users, think)
                 if rest and hook and rest.throughput:
                     late = sum(1 for s in hook.samples if s.late)
                     lines.append(
-                        f"- think {think:g} s, {workers} Rasa worker(s), {users} users: webhook/REST throughput "
+                        f"- think {think:g} s, {workers} Rasa process(es), {users} users: webhook/REST throughput "
                         f"**{hook.throughput / rest.throughput:.2f}** ({hook.throughput:.1f} / {rest.throughput:.1f} "
                         f"msg/s); webhook p99 **{p99(hook) * 1000:.0f} ms**; answers after 4.5 s: **{late}**; "
                         f"through the customer-service API: {sum(1 for s in hook.samples if s.via_customer_service)}"
@@ -314,7 +318,7 @@ def summary(runs: list[Run], think_values: list[float]) -> list[str]:
                 one, two = find(path, 1, users, think), find(path, 2, users, think)
                 if one and two and one.throughput:
                     lines.append(
-                        f"- think {think:g} s, {path}, {users} users: 2 Rasa workers / 1 = "
+                        f"- think {think:g} s, {path}, {users} users: 2 Rasa processes / 1 = "
                         f"**{two.throughput / one.throughput:.2f}×** ({two.throughput:.1f} / {one.throughput:.1f} msg/s)"
                     )
     return lines
@@ -344,17 +348,18 @@ def main() -> None:
     memory: list[str] = []
     names = ""
     started = time.perf_counter()
-    for workers in args.rasa_workers:
+    for workers in args.rasa_processes:
         with tempfile.TemporaryDirectory(prefix="zhanyou-bench-") as tmp:
             database_url, database = f"sqlite:///{tmp}/bench.db", None
             if args.postgres:
                 database_url, database = fresh_postgres(args.postgres)
             stack = LocalStack(workdir=Path(tmp), model=model, database_url=database_url,
-                               redis_url=args.redis_url, rasa_workers=workers)
+                               redis_url=args.redis_url, rasa_processes=workers,
+                               rasa_workers=args.sanic_workers)
             try:
                 with stack:
                     stack.start()
-                    memory.append(memory_row(stack, f"{workers} Rasa worker(s), at rest"))
+                    memory.append(memory_row(stack, f"{workers} Rasa process(es), at rest"))
                     # Warm-up: the first messages load lazy parts of the model and the actions.
                     measure(stack, "rest", 2, workers, 3, 0.0)
                     measure(stack, "webhook", 2, workers, 3, 0.0)
@@ -366,8 +371,8 @@ def main() -> None:
                                     runs.append(run)
                                     rows.append(run.row())
                                     print(rows[-1], flush=True)
-                    memory.append(peak.row(f"{workers} Rasa worker(s), peak under load"))
-                    memory.append(memory_row(stack, f"{workers} Rasa worker(s), after load"))
+                    memory.append(peak.row(f"{workers} Rasa process(es), peak under load"))
+                    memory.append(memory_row(stack, f"{workers} Rasa process(es), after load"))
                     names = " | ".join(stack.parts)
             finally:
                 if database:
@@ -388,7 +393,7 @@ def main() -> None:
         "",
         "## All runs",
         "",
-        "| path | Rasa workers | users | think s | messages | msg/s | p50 ms | p95 ms | p99 ms | later than 4.5 s | "
+        "| path | Rasa processes | users | think s | messages | msg/s | p50 ms | p95 ms | p99 ms | later than 4.5 s | "
         "via customer-service API | delivered twice | failed |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,

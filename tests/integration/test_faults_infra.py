@@ -11,12 +11,16 @@ the network path to them is cut, as a restart, a failover or a dropped link look
 - Redis cut: the webhook answers from the database (dedupe, choices, rate limit, token); Rasa, whose
   tracker and lock store are in Redis, cannot, so the veteran gets the apology with the phone number in
   time and the message waits for staff, once. When Redis returns, the conversation goes on.
+- Two Rasa servers share the work (RASA_URL names both); one is killed in the middle of a veteran's
+  legal-aid form: the other carries the conversation on from the shared tracker, with no apology, and
+  the case is filed once.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -107,6 +111,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         model=current_model(),
         database_url=database_url,
         redis_url=f"redis://127.0.0.1:{redis_proxy.port}/{redis_db}",
+        rasa_processes=2,
         extra_env={
             "DATA_KEY": "integration-data-key",
             "DB_RETRY_SECONDS": "3",
@@ -141,6 +146,8 @@ def restore(infra: Infra) -> Iterator[None]:
     yield
     infra.pg.up()
     infra.redis.up()
+    if any(name not in infra.stack.parts for name in infra.stack.rasa_names):
+        infra.stack.start_rasa()
 
 
 def _start_legal_case(infra: Infra, openid: str) -> None:
@@ -240,3 +247,21 @@ def test_redis_cut_the_webhook_answers_rasa_apologises_and_the_message_waits_onc
     assert "保安" in back and SERVICE_PHONE not in back
     details = infra.say(openid, "1")  # the numbered choice is in Redis again
     assert "工资" in details or "联系" in details
+
+
+def test_one_of_two_rasa_servers_killed_mid_form_the_other_carries_on(infra: Infra, restore: None) -> None:
+    openid = infra.new_user()
+    _start_legal_case(infra, openid)
+
+    infra.stack.stop_part("rasa-2", signal.SIGKILL)
+    started = time.monotonic()
+    answer = infra.say(openid, PHONE)
+    assert time.monotonic() - started < 4.5
+    assert "编号" in answer and SERVICE_PHONE not in answer, answer
+    with infra.factory() as session:
+        cases = session.scalars(select(LegalCase).where(LegalCase.openid == openid)).all()
+        assert [c.contact_phone for c in cases] == [PHONE]
+    # Every later message is served by the remaining server, none is lost to the dead one.
+    for question in ("你好", "双城镇有保安的工作吗"):
+        assert SERVICE_PHONE not in infra.say(openid, question)
+    assert infra.count(HandoffTicket, HandoffTicket.openid == openid) == 0

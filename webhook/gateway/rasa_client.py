@@ -6,6 +6,13 @@ returns a `RasaAnswer`: Rasa's list of responses ({"recipient_id", "text"?, "but
 "custom"?}) and the intent. Where that channel is not configured (404), the client falls back to the
 plain REST channel for good and the intent is simply unknown.
 
+`RASA_URL` may name several Rasa servers, separated by commas (they share the Redis tracker and lock
+stores, so any of them can serve any conversation). Each message goes to the server with the fewest
+messages in flight, so a slow turn on one does not queue the next message behind it. A server that
+refuses the connection is passed over for a few seconds and the message goes to the next one; a
+message that may have reached a server (a read timeout, a dropped answer) is never sent to a second
+one, which could run the turn twice.
+
 Anything that is not such an answer — connection refused, timeout, HTTP error, not JSON — raises
 `RasaUnavailable`. An empty list means either that the action server failed (Rasa then says nothing)
 or that the dialogue chose to say nothing; a look at the action server's health tells which:
@@ -15,10 +22,15 @@ or that the dialogue chose to say nothing; a look at the action server's health 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 GATEWAY_CHANNEL_PATH = "/webhooks/gateway/webhook"
 REST_CHANNEL_PATH = "/webhooks/rest/webhook"
@@ -47,6 +59,63 @@ class RasaAnswer:
     confidence: float | None = None
 
 
+def split_urls(value: str) -> list[str]:
+    """The Rasa servers named by `RASA_URL`: one URL, or several separated by commas."""
+    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+
+
+class Balancer:
+    """Picks a server per request: the fewest requests in flight, ties taken in turn.
+
+    A server that refused a connection is tried last for `cooldown` seconds.
+    """
+
+    def __init__(
+        self, count: int, cooldown: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if count < 1:
+            raise ValueError("at least one server is needed")
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._in_flight = [0] * count
+        self._down_until = [0.0] * count
+        self._turn = 0
+
+    def candidates(self) -> list[int]:
+        """Server indexes, best first."""
+        with self._lock:
+            now = self._clock()
+            count = len(self._in_flight)
+            start = self._turn
+            self._turn = (self._turn + 1) % count
+            rotation = [(start + offset) % count for offset in range(count)]
+            return sorted(rotation, key=lambda i: (self._down_until[i] > now, self._in_flight[i]))
+
+    @contextmanager
+    def using(self, index: int) -> Iterator[None]:
+        """Count a request to server `index` as in flight while the block runs."""
+        with self._lock:
+            self._in_flight[index] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[index] -= 1
+
+    def refused(self, index: int) -> None:
+        with self._lock:
+            self._down_until[index] = self._clock() + self.cooldown
+
+    def recovered(self, index: int) -> None:
+        with self._lock:
+            self._down_until[index] = 0.0
+
+
+class _NeverSent(Exception):
+    """The connection to one server could not be made: the message can safely go to another."""
+
+
 class RasaLike(Protocol):
     def send(self, openid: str, text: str, timeout: float) -> RasaAnswer: ...
 
@@ -57,9 +126,12 @@ class RasaClient:
     def __init__(
         self, base_url: str, http: requests.Session | None = None, action_health_url: str | None = None
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = split_urls(base_url)
+        if not self.base_urls:
+            raise ValueError("RASA_URL names no Rasa server")
+        self.balancer = Balancer(len(self.base_urls))
         self.action_health_url = action_health_url
-        self.url = self.base_url + GATEWAY_CHANNEL_PATH
+        self.path = GATEWAY_CHANNEL_PATH
         self.http = http or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self.http.mount("http://", adapter)
@@ -67,13 +139,13 @@ class RasaClient:
 
     def send(self, openid: str, text: str, timeout: float) -> RasaAnswer:
         """Rasa's answer to `text` from `openid` (one conversation per OpenID)."""
-        resp = self._post(openid, text, timeout)
-        if resp.status_code == 404 and self.url.endswith(GATEWAY_CHANNEL_PATH):
+        resp = self._post_balanced(openid, text, timeout)
+        if resp.status_code == 404 and self.path == GATEWAY_CHANNEL_PATH:
             logging.getLogger("zhanyou.gateway").warning(
                 "event=rasa_channel_missing fallback=rest (intents will not be logged)"
             )
-            self.url = self.base_url + REST_CHANNEL_PATH
-            resp = self._post(openid, text, timeout)
+            self.path = REST_CHANNEL_PATH
+            resp = self._post_balanced(openid, text, timeout)
         if resp.status_code != 200:
             raise RasaUnavailable(f"HTTP {resp.status_code}")
         try:
@@ -90,11 +162,30 @@ class RasaClient:
         intent, confidence = _understanding(resp.headers)
         return RasaAnswer(messages, intent, confidence)
 
-    def _post(self, openid: str, text: str, timeout: float) -> requests.Response:
+    def _post_balanced(self, openid: str, text: str, timeout: float) -> requests.Response:
+        """POST to the best server; on to the next only where the connection could not be made."""
+        for index in self.balancer.candidates():
+            with self.balancer.using(index):
+                try:
+                    resp = self._post(self.base_urls[index] + self.path, openid, text, timeout)
+                except _NeverSent:
+                    self.balancer.refused(index)
+                    continue
+            self.balancer.recovered(index)
+            return resp
+        raise RasaUnavailable("unreachable: no Rasa server accepted the connection")
+
+    def _post(self, url: str, openid: str, text: str, timeout: float) -> requests.Response:
         try:
-            return self.http.post(self.url, json={"sender": openid, "message": text}, timeout=(2.0, timeout))
+            return self.http.post(url, json={"sender": openid, "message": text}, timeout=(2.0, timeout))
+        except requests.ConnectTimeout:
+            raise _NeverSent() from None
         except requests.Timeout:
             raise RasaUnavailable("timeout") from None
+        except requests.ConnectionError as exc:
+            if _connection_refused(exc):
+                raise _NeverSent() from None
+            raise RasaUnavailable(f"unreachable: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise RasaUnavailable(f"unreachable: {type(exc).__name__}") from None
 
@@ -105,6 +196,12 @@ class RasaClient:
             return self.http.get(self.action_health_url, timeout=1.0).status_code == 200
         except requests.RequestException:
             return False
+
+
+def _connection_refused(exc: requests.ConnectionError) -> bool:
+    """True when no connection was made (nothing reached the server), as opposed to a dropped answer."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _understanding(headers: Any) -> tuple[str | None, float | None]:
