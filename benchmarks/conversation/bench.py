@@ -219,6 +219,17 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
     return run
 
 
+def pooled(runs: list[Run]) -> Run:
+    """Several measurements of one setting as one: all samples, the walls added."""
+    first = runs[0]
+    total = Run(first.path, first.users, first.rasa_processes, first.think)
+    for run in runs:
+        total.samples += run.samples
+        total.wall += run.wall
+        total.duplicates += run.duplicates
+    return total
+
+
 class PeakMemory:
     """Samples the resident memory of every part every 0.5 s while load runs; keeps the peak."""
 
@@ -327,7 +338,9 @@ def summary(runs: list[Run], think_values: list[float]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20, 50])
-    parser.add_argument("--rasa-workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rasa-processes", type=int, nargs="+", default=[1, 2],
+                        help="separate Rasa servers, balanced per message by the gateway (RASA_URL with commas)")
+    parser.add_argument("--sanic-workers", type=int, default=1, help="Sanic workers in each Rasa process")
     parser.add_argument("--messages", type=int, default=8, help="messages per simulated veteran")
     parser.add_argument(
         "--think", type=float, nargs="+", default=[0.0, 3.0],
@@ -339,6 +352,8 @@ def main() -> None:
         help="a PostgreSQL server URL (e.g. postgresql://postgres@127.0.0.1:5432/test): the stack gets a fresh "
         "database there; default: SQLite",
     )
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="measurements of each path per setting, in the order rest, webhook, webhook, rest")
     parser.add_argument("--report", default=str(ROOT / "benchmarks" / "conversation" / "REPORT.md"))
     args = parser.parse_args()
 
@@ -366,8 +381,16 @@ def main() -> None:
                     with PeakMemory(stack) as peak:
                         for think in args.think:
                             for users in args.users:
+                                if think and users == 1:
+                                    continue  # one person pausing between messages measures the pause
+                                # rest, webhook, webhook, rest…: a drift in the host's speed during the
+                                # pair falls on both paths alike (the two halves are pooled).
+                                order = ["rest", "webhook", "webhook", "rest"] * args.repeat
+                                parts: dict[str, list[Run]] = {"rest": [], "webhook": []}
+                                for path in order[: 2 * args.repeat]:
+                                    parts[path].append(measure(stack, path, users, workers, args.messages, think))
                                 for path in ("rest", "webhook"):
-                                    run = measure(stack, path, users, workers, args.messages, think)
+                                    run = pooled(parts[path])
                                     runs.append(run)
                                     rows.append(run.row())
                                     print(rows[-1], flush=True)
