@@ -71,6 +71,7 @@ class Run:
     wall: float = 0.0  # from the first message to the last answer (not the watch for duplicates after it)
     last_answer: float = 0.0
     duplicates: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds each part spent during the run
 
     @property
     def throughput(self) -> float:
@@ -208,6 +209,9 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
             ((SCRIPTS[i % len(SCRIPTS)] + SCRIPTS[(i + 3) % len(SCRIPTS)]) * 4)[:messages] for i in range(users)
         ]
     balancer = Balancer(len(stack.rasa_urls))
+    parts = cpu_parts(stack)
+    # The harness started the stack's processes: its own CPU only, not theirs again.
+    cpu_before = {name: cpu_seconds(pid, tree=name != "harness") for name, pid in parts.items()}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=users) as pool:
         for script in scripts:
@@ -216,6 +220,7 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
             else:
                 pool.submit(webhook_user, stack, client, script, run, lock)
     run.wall = (run.last_answer or time.perf_counter()) - start
+    run.cpu = {name: cpu_seconds(pid, tree=name != "harness") - cpu_before[name] for name, pid in parts.items()}
     return run
 
 
@@ -227,7 +232,27 @@ def pooled(runs: list[Run]) -> Run:
         total.samples += run.samples
         total.wall += run.wall
         total.duplicates += run.duplicates
+        for name, seconds in run.cpu.items():
+            total.cpu[name] = total.cpu.get(name, 0.0) + seconds
     return total
+
+
+def cpu_rows(runs: list[Run]) -> list[str]:
+    """CPU milliseconds per message, by part, for the closed-loop runs (where the CPU is the limit)."""
+    names = sorted({name for run in runs for name in run.cpu}, key=lambda n: (n.startswith("rasa") is False, n))
+    lines = [
+        "| path | Rasa processes | users | " + " | ".join(names) + " | all |",
+        "|---|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for run in runs:
+        if run.think or not run.samples:
+            continue
+        per = [1000 * run.cpu.get(name, 0.0) / len(run.samples) for name in names]
+        lines.append(
+            f"| {run.path} | {run.rasa_processes} | {run.users} | " + " | ".join(f"{v:.0f}" for v in per)
+            + f" | {sum(per):.0f} |"
+        )
+    return lines
 
 
 class PeakMemory:
@@ -256,9 +281,8 @@ class PeakMemory:
         return f"| {label} | " + " | ".join(f"{self.peak.get(name, 0):.0f}" for name in self.stack.parts) + " |"
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (Sanic/gunicorn workers), in MB."""
-    total = 0
+def process_tree(pid: int) -> set[int]:
+    """A process and all its descendants (Sanic/gunicorn workers, PostgreSQL backends)."""
     pids, seen = [pid], set()
     while pids:
         current = pids.pop()
@@ -270,6 +294,36 @@ def rss_mb(pid: int) -> float:
                 pids += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             pass
+    return seen
+
+
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """User + system CPU seconds of a process (and its tree) so far; exited children are not counted."""
+    total = 0
+    for p in process_tree(pid) if tree else {pid}:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_parts(stack: LocalStack) -> dict[str, int]:
+    """Every process tree whose CPU a run costs: the stack's parts, this harness, PostgreSQL and Redis."""
+    pids = {name: part.process.pid for name, part in stack.parts.items()}
+    pids["harness"] = os.getpid()
+    for name, program in (("postgres", "postgres"), ("redis", "redis-server")):
+        found = subprocess.run(["pgrep", "-o", program], capture_output=True, text=True).stdout.split()
+        if found:
+            pids[name] = int(found[0])
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Sanic/gunicorn workers), in MB."""
+    total = 0
+    seen = process_tree(pid)
     for p in seen:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -425,6 +479,13 @@ def main() -> None:
         "that misses the reply budget is timed until it reaches the user through the customer-service API. "
         "\"Delivered twice\" counts customer-service messages that reached a user after the turn they belonged to "
         "was complete (a second delivery of one answer).",
+        "",
+        "## Where the CPU goes (ms per message, each part with its worker processes; think 0)",
+        "",
+        "The harness is this benchmark's own process (the simulated veterans and WeChat's side of the XML); "
+        "`postgres` and `redis` are the servers (all their backends, so other work on them counts too).",
+        "",
+        *cpu_rows(runs),
         "",
         "## Resident memory (MB, each part with all its worker processes)",
         "",
