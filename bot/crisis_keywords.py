@@ -32,6 +32,12 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot import fast_load
+
+# This module is imported whenever Rasa reads our model's graph, before any component loads: the place
+# to make DIET's load build its weights eagerly (see bot/fast_load.py and benchmarks/nlu/LOAD_TIME.md).
+fast_load.install()
+
 _FILE = "patterns.json"
 
 

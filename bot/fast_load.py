@@ -1,0 +1,94 @@
+"""Faster model load for Rasa 3.6: the weight-building step runs eagerly instead of as a traced graph.
+
+Runs in `.venv-rasa`. Installed by `bot.crisis_keywords` (a component of our pipeline, so it is imported
+while Rasa reads the model's graph schema, before any component is loaded): every `rasa run`, `rasa test`
+and `rasa shell` of our model gets it, with no change to how Rasa is started.
+
+Why: `RasaModel.load` (DIETClassifier, TEDPolicy) builds the Keras model by *training it on one example*
+(`model.fit`) and only then reads the trained weights over it. That one step is compiled as a
+`tf.function`: TensorFlow traces the whole training graph, gradients and Adam update included, only to
+create the variables. Measured with cProfile on our model (benchmarks/nlu/LOAD_TIME.md): `fit` was 56 of
+the 65 s of `load_agent`, DIET's load 42 s of it. Run eagerly, DIET's step creates the same variables in
+about a second. Applied to DIET only: for TED the eager step left the policy predicting nothing.
+
+What is unchanged: the step runs the same code on the same example (eagerly), the trained weights are
+then read over the variables exactly as before, Keras' `run_eagerly` is set back to the component's
+configured value, and the prediction function is traced on the example data as before — so predictions
+are computed by the same graph from the same weights. A test compares parse results and TED's
+probabilities both ways (tests/test_fast_load.py).
+
+Set `ZHANYOU_RASA_FAST_LOAD=0` to load the stock way (for comparison or if a Rasa upgrade changes
+`RasaModel.load`; the patch is applied only to the Rasa 3.6 series it was written against).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_INSTALLED = False
+
+
+def enabled() -> bool:
+    return os.environ.get("ZHANYOU_RASA_FAST_LOAD", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def install() -> bool:
+    """Replace `RasaModel.load` with the eager-build version; True if it is (now) installed."""
+    global _INSTALLED
+    if _INSTALLED:
+        return True
+    if not enabled():
+        return False
+    import rasa
+
+    if not rasa.__version__.startswith("3.6."):
+        logger.warning(
+            "bot.fast_load: written for Rasa 3.6, found %s; stock model loading kept", rasa.__version__
+        )
+        return False
+
+    import tensorflow as tf
+    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+    from rasa.utils.tensorflow.model_data import RasaModelData
+    from rasa.utils.tensorflow.models import RasaModel
+
+    stock = RasaModel.load.__func__
+
+    def load(
+        cls: type[RasaModel],
+        model_file_name: str,
+        model_data_example: RasaModelData,
+        predict_data_example: RasaModelData | None = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> RasaModel:
+        # Rasa 3.6's RasaModel.load, but the one-example build step runs eagerly.
+        # DIET only: with TED the eager build left TEDPolicy predicting all-zero probabilities (measured,
+        # cause not investigated), so TED keeps the stock path; so does `rasa train --finetune`.
+        if finetune_mode or not predict_data_example or not issubclass(cls, DIET):
+            return stock(
+                cls, model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs
+            )
+        logger.debug("Loading the model from %s (eager build step)", model_file_name)
+        model = cls(*args, **kwargs)
+        config = kwargs.get("config", {})
+        run_eagerly = config.get(RUN_EAGERLY)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
+        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        model.load_weights(model_file_name)
+        # RasaModel reads Keras' flag to choose graph or eager prediction: back to what was configured
+        model.run_eagerly = run_eagerly
+        model.train_function = None  # the eager one is of no further use
+        model.run_inference(predict_data_example)  # traces the prediction graph, as before
+        return model
+
+    RasaModel.load = classmethod(load)
+    _INSTALLED = True
+    return True
