@@ -35,8 +35,10 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot import fast_load
 
 # This module is imported whenever Rasa reads our model's graph, before any component loads: the place
-# to make DIET's load build its weights eagerly (see bot/fast_load.py and benchmarks/nlu/LOAD_TIME.md).
+# to make DIET's load build its weights eagerly and to validate action-server responses with a compiled
+# schema (see bot/fast_load.py and benchmarks/nlu/LOAD_TIME.md).
 fast_load.install()
+fast_load.install_action_validation()
 
 _FILE = "patterns.json"
 

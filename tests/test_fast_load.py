@@ -77,3 +77,52 @@ def test_fast_load_predicts_exactly_as_the_stock_load():
     assert fast["nlu"] == stock["nlu"]
     assert fast["ted"] == stock["ted"]
     assert fast["seconds"] < stock["seconds"]
+
+
+VALIDATION = """
+import json
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+from bot import fast_load
+
+good = {"events": [{"event": "slot", "name": "job_category", "value": "保安"}], "responses": [{"text": "好"}]}
+bad = [{"events": "not a list"}, {"events": [{"event": "slot", "timestamp": "yesterday"}]}, {"responses": [1]}]
+
+
+def verdicts(action):
+    out = [action._validate_action_result(good)]
+    for response in bad:
+        try:
+            action._validate_action_result(response)
+            out.append("accepted")
+        except ValidationError as error:
+            out.append(error.message)
+    return out
+
+
+action = RemoteAction("action_x", None)
+stock = verdicts(action)
+assert fast_load.install_action_validation()
+print(json.dumps({"stock": stock, "ours": verdicts(action)}, ensure_ascii=False))
+"""
+
+
+@pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa environment is not set up")
+def test_action_response_validation_gives_the_stock_verdicts():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-W", "ignore", "-c", VALIDATION],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    verdicts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert verdicts["stock"][0] is True
+    assert all(
+        isinstance(v, str) and "Failed to validate Action server response" in v for v in verdicts["stock"][1:]
+    )
+    assert verdicts["ours"] == verdicts["stock"]
