@@ -48,19 +48,23 @@ print(json.dumps({"seconds": seconds, "patched": RasaModel.load.__func__.__modul
 """
 
 
-def probe(model: str, fast: bool) -> dict:
-    env = dict(os.environ, ZHANYOU_RASA_FAST_LOAD="1" if fast else "0", TF_CPP_MIN_LOG_LEVEL="2")
+def run_in_rasa(code: str, *args: str, timeout: float = 600, **env: str) -> dict:
+    """Run `code` in the Rasa environment; the JSON object it prints last."""
     result = subprocess.run(
-        [str(RASA_PYTHON), "-W", "ignore", "-c", PROBE, model],
+        [str(RASA_PYTHON), "-W", "ignore", "-c", code, *args],
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def probe(model: str, fast: bool) -> dict:
+    return run_in_rasa(PROBE, model, ZHANYOU_RASA_FAST_LOAD="1" if fast else "0")
 
 
 @pytest.mark.integration
@@ -109,18 +113,7 @@ print(json.dumps({"stock": stock, "ours": verdicts(action)}, ensure_ascii=False)
 
 @pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa environment is not set up")
 def test_action_response_validation_gives_the_stock_verdicts():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-W", "ignore", "-c", VALIDATION],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    verdicts = json.loads(result.stdout.strip().splitlines()[-1])
+    verdicts = run_in_rasa(VALIDATION, timeout=300)
     assert verdicts["stock"][0] is True
     assert all(
         isinstance(v, str) and "Failed to validate Action server response" in v for v in verdicts["stock"][1:]
