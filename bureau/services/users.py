@@ -8,7 +8,9 @@ finish them (they are reached by phone, not through WeChat, once the user has le
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from typing import cast
+
+from sqlalchemy import Table, delete, update
 from sqlalchemy.orm import Session
 
 from bureau import secrets_box
@@ -59,11 +61,12 @@ def note_message(session: Session, openid: str) -> None:
     """`touch_user` for the hot path (every message): one UPDATE for a known follower, no SELECT first.
 
     A message proves the user follows us, so the row is marked subscribed as well."""
+    # A Core UPDATE on the table: the ORM-enabled form costs twice the CPU on this, the hottest path.
+    table = cast(Table, WechatUser.__table__)
     result = session.execute(
-        update(WechatUser)
-        .where(WechatUser.openid == openid)
+        update(table)
+        .where(table.c.openid == openid)
         .values(last_interaction_at=utcnow(), subscribed=True, unsubscribed_at=None)
-        .execution_options(synchronize_session=False)
     )
     if not getattr(result, "rowcount", 0):
         touch_user(session, openid)

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bureau import idcard, metrics
@@ -29,8 +29,10 @@ from webhook.gateway.nearby import nearby_answer
 from webhook.gateway.rasa_client import RasaAnswer, RasaLike, RasaSilent, RasaUnavailable
 from webhook.gateway.render import Outcome, choices_block, render, resolve_choice, split_utf8
 from webhook.gateway.state import PendingChoices, RateLimiter
+from webhook.gateway.understanding import UnderstandingWriter
 
 CRISIS_HOTLINE = "12356"
+_MESSAGE_LOG = cast(Table, MessageLog.__table__)
 MAX_OPENID = 64
 
 
@@ -125,6 +127,7 @@ class Gateway:
         service_phone: str,
         rasa_timeout: float = 60.0,
         followup_delay: float = 1.0,
+        understanding: UnderstandingWriter | None = None,
     ) -> None:
         self.factory = session_factory
         self.rasa = rasa
@@ -135,6 +138,7 @@ class Gateway:
         self.budget = budget
         self.rasa_timeout = rasa_timeout
         self.followup_delay = followup_delay
+        self.understanding = understanding or UnderstandingWriter(session_factory)
         self.apology = texts.APOLOGY.format(phone=service_phone)
         self.error_reply = texts.ERROR_REPLY.format(phone=service_phone)
 
@@ -312,19 +316,7 @@ class Gateway:
         if late:
             self.deliver(openid, outcome, delay=0.0, in_pool=False)
         if answer is not None and answer.intent and log_id is not None:
-            self._record_understanding(log_id, answer.intent, answer.confidence)
-
-    def _record_understanding(self, log_id: int, intent: str, confidence: float | None) -> None:
-        """Best effort, after the answer: the intent and confidence go into the message log."""
-        try:
-            with self.factory.begin() as session:
-                session.execute(
-                    update(MessageLog)
-                    .where(MessageLog.id == log_id)
-                    .values(intent=intent[:40], confidence=confidence)
-                )
-        except Exception:
-            logging.getLogger("zhanyou.gateway").exception("event=understanding_failed")
+            self.understanding.record(log_id, answer.intent, answer.confidence)
 
     # ------------------------------------------------------------ customer-service delivery
 
@@ -369,14 +361,18 @@ class Gateway:
         """Touch the user (48-hour window) and keep what they wrote, ID numbers masked; a connection cut
         mid-way is retried (`run_transaction`), so the message is not lost to a brief database outage."""
 
+        content = idcard.redact(text)[:4000]
+
         def keep(session: Session) -> int:
             users.note_message(session, openid)
-            row = MessageLog(
-                openid=openid, direction="in", msg_type=msg_type, content=idcard.redact(text)[:4000]
+            # A Core INSERT … RETURNING: the hot path needs the id, not an ORM object to track.
+            return int(
+                session.execute(
+                    insert(_MESSAGE_LOG)
+                    .values(openid=openid, direction="in", msg_type=msg_type, content=content)
+                    .returning(_MESSAGE_LOG.c.id)
+                ).scalar_one()
             )
-            session.add(row)
-            session.flush()
-            return row.id
 
         return run_transaction(self.factory, keep, what="message_log")
 

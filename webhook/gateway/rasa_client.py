@@ -21,6 +21,7 @@ or that the dialogue chose to say nothing; a look at the action server's health 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,8 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import requests
-from urllib3.exceptions import NewConnectionError
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 GATEWAY_CHANNEL_PATH = "/webhooks/gateway/webhook"
 REST_CHANNEL_PATH = "/webhooks/rest/webhook"
@@ -121,35 +122,38 @@ class RasaLike(Protocol):
 
 
 class RasaClient:
-    """Rasa over HTTP (a pooled session shared by the gateway's threads)."""
+    """Rasa over HTTP: one keep-alive connection pool per server, shared by the gateway's threads.
 
-    def __init__(
-        self, base_url: str, http: requests.Session | None = None, action_health_url: str | None = None
-    ) -> None:
+    urllib3 directly rather than requests: the gateway makes one call per message, and requests'
+    per-call preparation (sessions, proxies from the environment, hooks) cost about half of the
+    client's CPU, on the cores Rasa needs (benchmarks/conversation/REPORT.md). Rasa is an internal
+    service, so no proxy from the environment is consulted either.
+    """
+
+    def __init__(self, base_url: str, action_health_url: str | None = None) -> None:
         self.base_urls = split_urls(base_url)
         if not self.base_urls:
             raise ValueError("RASA_URL names no Rasa server")
         self.balancer = Balancer(len(self.base_urls))
         self.action_health_url = action_health_url
         self.path = GATEWAY_CHANNEL_PATH
-        self.http = http or requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
+        # Up to 32 idle connections per server are kept; more threads may still call at once.
+        self.http = urllib3.PoolManager(maxsize=32, block=False, retries=False)
 
     def send(self, openid: str, text: str, timeout: float) -> RasaAnswer:
         """Rasa's answer to `text` from `openid` (one conversation per OpenID)."""
-        resp = self._post_balanced(openid, text, timeout)
-        if resp.status_code == 404 and self.path == GATEWAY_CHANNEL_PATH:
+        body = json.dumps({"sender": openid, "message": text}, ensure_ascii=False).encode("utf-8")
+        resp = self._post_balanced(body, timeout)
+        if resp.status == 404 and self.path == GATEWAY_CHANNEL_PATH:
             logging.getLogger("zhanyou.gateway").warning(
                 "event=rasa_channel_missing fallback=rest (intents will not be logged)"
             )
             self.path = REST_CHANNEL_PATH
-            resp = self._post_balanced(openid, text, timeout)
-        if resp.status_code != 200:
-            raise RasaUnavailable(f"HTTP {resp.status_code}")
+            resp = self._post_balanced(body, timeout)
+        if resp.status != 200:
+            raise RasaUnavailable(f"HTTP {resp.status}")
         try:
-            data = resp.json()
+            data = json.loads(resp.data)
         except ValueError:
             raise RasaUnavailable("not JSON") from None
         if not isinstance(data, list):
@@ -162,12 +166,12 @@ class RasaClient:
         intent, confidence = _understanding(resp.headers)
         return RasaAnswer(messages, intent, confidence)
 
-    def _post_balanced(self, openid: str, text: str, timeout: float) -> requests.Response:
+    def _post_balanced(self, body: bytes, timeout: float) -> urllib3.BaseHTTPResponse:
         """POST to the best server; on to the next only where the connection could not be made."""
         for index in self.balancer.candidates():
             with self.balancer.using(index):
                 try:
-                    resp = self._post(self.base_urls[index] + self.path, openid, text, timeout)
+                    resp = self._post(self.base_urls[index] + self.path, body, timeout)
                 except _NeverSent:
                     self.balancer.refused(index)
                     continue
@@ -175,33 +179,35 @@ class RasaClient:
             return resp
         raise RasaUnavailable("unreachable: no Rasa server accepted the connection")
 
-    def _post(self, url: str, openid: str, text: str, timeout: float) -> requests.Response:
+    def _post(self, url: str, body: bytes, timeout: float) -> urllib3.BaseHTTPResponse:
         try:
-            return self.http.post(url, json={"sender": openid, "message": text}, timeout=(2.0, timeout))
-        except requests.ConnectTimeout:
+            return self.http.request(
+                "POST",
+                url,
+                body=body,
+                headers=_JSON_HEADERS,
+                timeout=urllib3.Timeout(connect=2.0, read=timeout),
+                redirect=False,
+            )
+        except ConnectTimeoutError:
+            # Also a refused connection (NewConnectionError is one): nothing reached the server.
             raise _NeverSent() from None
-        except requests.Timeout:
+        except ReadTimeoutError:
             raise RasaUnavailable("timeout") from None
-        except requests.ConnectionError as exc:
-            if _connection_refused(exc):
-                raise _NeverSent() from None
-            raise RasaUnavailable(f"unreachable: {type(exc).__name__}") from None
-        except requests.RequestException as exc:
+        except HTTPError as exc:
+            # The connection was made and then dropped: the message may have reached the server.
             raise RasaUnavailable(f"unreachable: {type(exc).__name__}") from None
 
     def _actions_healthy(self) -> bool:
         if not self.action_health_url:
             return False
         try:
-            return self.http.get(self.action_health_url, timeout=1.0).status_code == 200
-        except requests.RequestException:
+            return self.http.request("GET", self.action_health_url, timeout=1.0).status == 200
+        except HTTPError:
             return False
 
 
-def _connection_refused(exc: requests.ConnectionError) -> bool:
-    """True when no connection was made (nothing reached the server), as opposed to a dropped answer."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError)
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def _understanding(headers: Any) -> tuple[str | None, float | None]:
