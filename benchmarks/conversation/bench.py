@@ -277,8 +277,8 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
-    def row(self, label: str) -> str:
-        return f"| {label} | " + " | ".join(f"{self.peak.get(name, 0):.0f}" for name in self.stack.parts) + " |"
+    def reading(self, label: str) -> tuple[str, dict[str, float]]:
+        return label, {name: self.peak.get(name, 0.0) for name in self.stack.parts}
 
 
 def process_tree(pid: int) -> set[int]:
@@ -346,9 +346,20 @@ def drop_postgres(base_url: str, name: str) -> None:
     subprocess.run(["psql", base_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
-def memory_row(stack: LocalStack, label: str) -> str:
-    cells = [f"{rss_mb(part.process.pid):.0f}" for part in stack.parts.values()]
-    return f"| {label} | " + " | ".join(cells) + " |"
+def memory_now(stack: LocalStack, label: str) -> tuple[str, dict[str, float]]:
+    return label, {name: rss_mb(part.process.pid) for name, part in stack.parts.items()}
+
+
+def memory_table(readings: list[tuple[str, dict[str, float]]]) -> list[str]:
+    """One row per reading, one column per part of any stack ("–" where that stack had no such part)."""
+    names: list[str] = []
+    for _label, values in readings:
+        names += [name for name in values if name not in names]
+    lines = [f"| when | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    for label, values in readings:
+        cells = [f"{values[name]:.0f}" if name in values else "–" for name in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def summary(runs: list[Run], think_values: list[float]) -> list[str]:
@@ -414,8 +425,7 @@ def main() -> None:
     model = current_model()
     runs: list[Run] = []
     rows: list[str] = []
-    memory: list[str] = []
-    names = ""
+    memory: list[tuple[str, dict[str, float]]] = []
     started = time.perf_counter()
     for workers in args.rasa_processes:
         with tempfile.TemporaryDirectory(prefix="zhanyou-bench-") as tmp:
@@ -428,7 +438,7 @@ def main() -> None:
             try:
                 with stack:
                     stack.start()
-                    memory.append(memory_row(stack, f"{workers} Rasa process(es), at rest"))
+                    memory.append(memory_now(stack, f"{workers} Rasa process(es), at rest"))
                     # Warm-up: the first messages load lazy parts of the model and the actions.
                     measure(stack, "rest", 2, workers, 3, 0.0)
                     measure(stack, "webhook", 2, workers, 3, 0.0)
@@ -448,9 +458,8 @@ def main() -> None:
                                     runs.append(run)
                                     rows.append(run.row())
                                     print(rows[-1], flush=True)
-                    memory.append(peak.row(f"{workers} Rasa process(es), peak under load"))
-                    memory.append(memory_row(stack, f"{workers} Rasa process(es), after load"))
-                    names = " | ".join(stack.parts)
+                    memory.append(peak.reading(f"{workers} Rasa process(es), peak under load"))
+                    memory.append(memory_now(stack, f"{workers} Rasa process(es), after load"))
             finally:
                 if database:
                     drop_postgres(args.postgres, database)
@@ -489,9 +498,7 @@ def main() -> None:
         "",
         "## Resident memory (MB, each part with all its worker processes)",
         "",
-        f"| when | {names} |",
-        "|---|" + "---|" * len(names.split(" | ")),
-        *memory,
+        *memory_table(memory),
     ]
     Path(args.report).write_text("\n".join(report) + "\n")
     print(f"report written to {args.report}")
