@@ -126,7 +126,7 @@ class RasaClient:
 
     urllib3 directly rather than requests: the gateway makes one call per message, and requests'
     per-call preparation (sessions, proxies from the environment, hooks) cost about half of the
-    client's CPU, on the cores Rasa needs (benchmarks/conversation/REPORT.md). Rasa is an internal
+    client's CPU, on the cores Rasa needs (benchmarks/gateway/REPORT.md). Rasa is an internal
     service, so no proxy from the environment is consulted either.
     """
 

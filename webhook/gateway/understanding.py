@@ -1,8 +1,8 @@
 """What Rasa understood of each message, filed into the message log in batches.
 
 The intent and its confidence are known only once Rasa has answered, after the message itself was
-stored. One transaction per message for them cost about a sixth of the gateway's CPU per message
-(benchmarks/conversation/REPORT.md), so a background thread files whatever has gathered with one
+stored. One transaction per message for them cost about 18 % of the gateway's CPU per message
+(benchmarks/gateway/REPORT.md), so a background thread files whatever has gathered with one
 executemany UPDATE every `interval` seconds instead. Best effort, as the dashboard needs it: the
 messages are already safe; a crash loses at most the last interval's labels.
 """
