@@ -26,6 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    from webhook.sessions import StaffSessionInterface
+
+    app.session_interface = StaffSessionInterface()
     from bureau import logcontext
 
     logcontext.install()  # before the first handler formats a record with %(request_id)s

@@ -339,9 +339,9 @@ def test_time_spent_before_asking_rasa_comes_off_the_reply_budget(
 
     allow = RateLimiter.allow
 
-    def slow_allow(self: Any, openid: str) -> bool:
+    def slow_allow(self: Any, openid: str, counted: int | None = None) -> bool:
         time.sleep(0.8)  # e.g. a database that needed a reconnect before the turn could start
-        return allow(self, openid)
+        return allow(self, openid, counted)
 
     monkeypatch.setattr(RateLimiter, "allow", slow_allow)
     rasa.delay = 0.5  # on time if the budget (1 s) started with the Rasa call; late counted from the push

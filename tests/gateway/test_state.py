@@ -91,3 +91,36 @@ def test_flask_wechat_menu_publishes_the_menu(make_app: Any, sim: Any) -> None:
     sim.state.faults.append(Fault(mode="errcode", errcode=40164, path="menu/create"))
     failed = runner.invoke(args=["wechat", "menu"])
     assert failed.exit_code != 0 and "40164" in failed.output
+
+
+def test_arrival_claims_counts_and_reads_choices_at_once(
+    session_factory: Any, db_url: str, redis: Any
+) -> None:
+    from bureau.wechat.store import make_store
+
+    limiter = RateLimiter(session_factory, limit=2, redis=redis)
+    claims = Claims(session_factory, redis)
+    store = make_store(REDIS_URL if redis is not None else None, db_url)
+    choices = PendingChoices(store)
+    openid = "oV" + uuid.uuid4().hex[:8]
+    choices.remember(openid, [("看详情", "/job_detail")])
+    keys = {"choices_key": choices.redis_key(openid), "rate_key": limiter.redis_key(openid)}
+    first, second, third = (f"msg:{uuid.uuid4().hex}" for _ in range(3))
+
+    arrival = claims.arrive(first, openid, **keys)
+    assert arrival.existing is None
+    if redis is None:  # no Redis: the claim alone; the gateway asks the limiter and the store itself
+        assert keys == {"choices_key": None, "rate_key": None}
+        assert arrival.rate_count is None and arrival.choices is None
+        return
+    assert arrival.choices == [("看详情", "/job_detail")] and arrival.rate_count == 1
+    assert limiter.allow(openid, arrival.rate_count)
+
+    retry = claims.arrive(first, openid, **keys)  # WeChat's retry: not a new message, nothing counted
+    assert (retry.existing, retry.rate_count, retry.choices) == (PROCESSING, None, None)
+
+    choices.remember(openid, [])
+    assert claims.arrive(second, openid, **keys).rate_count == 2
+    over = claims.arrive(third, openid, **keys)
+    assert over.choices == [] and over.rate_count == 3 and not limiter.allow(openid, over.rate_count)
+    assert claims.finish(first, "<xml>reply</xml>") and claims.claim(first, openid) == "<xml>reply</xml>"

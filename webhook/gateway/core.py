@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Engine, Table, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bureau import idcard, metrics
-from bureau.db import run_transaction
+from bureau.db import append_row, run_transaction
 from bureau.models import CaseStatus, HandoffTicket, MessageLog
 from bureau.services import users
 from bureau.wechat.client import WeChatApiError, WeChatClient
@@ -28,11 +28,13 @@ from webhook.gateway.logs import log_event
 from webhook.gateway.nearby import nearby_answer
 from webhook.gateway.rasa_client import RasaAnswer, RasaLike, RasaSilent, RasaUnavailable
 from webhook.gateway.render import Outcome, choices_block, render, resolve_choice, split_utf8
-from webhook.gateway.state import PendingChoices, RateLimiter
+from webhook.gateway.state import Arrival, PendingChoices, RateLimiter
 from webhook.gateway.understanding import UnderstandingWriter
 
 CRISIS_HOTLINE = "12356"
 _MESSAGE_LOG = cast(Table, MessageLog.__table__)
+# Built once: the hottest statement of the webhook (a user message in, its id back).
+_LOG_IN = insert(_MESSAGE_LOG).values(direction="in").returning(_MESSAGE_LOG.c.id)
 TOUCH_EVERY_SECONDS = 60.0
 MAX_OPENID = 64
 
@@ -129,8 +131,11 @@ class Gateway:
         rasa_timeout: float = 60.0,
         followup_delay: float = 1.0,
         understanding: UnderstandingWriter | None = None,
+        append_engine: Engine | None = None,
     ) -> None:
         self.factory = session_factory
+        # Where the message log is appended (bureau.db.get_append_engine); default: the session's engine.
+        self.append_engine: Engine = append_engine or session_factory.kw["bind"]
         self.rasa = rasa
         self.wechat = wechat
         self.choices = choices
@@ -147,18 +152,27 @@ class Gateway:
 
     # ------------------------------------------------------------ dispatch
 
-    def handle(self, inbound: Inbound) -> Outcome:
-        """The answer to one push (an empty Outcome means `success`: nothing to show now)."""
+    def arrival_keys(self, inbound: Inbound) -> dict[str, str | None]:
+        """For Claims.arrive: the Redis keys a user message needs read with its claim (empty for events
+        and media, which use neither the rate limit nor the pending choices)."""
+        if inbound.msg_type not in ("text", "voice"):
+            return {}
+        openid = inbound.openid
+        return {"choices_key": self.choices.redis_key(openid), "rate_key": self.limiter.redis_key(openid)}
+
+    def handle(self, inbound: Inbound, arrival: Arrival | None = None) -> Outcome:
+        """The answer to one push (an empty Outcome means `success`: nothing to show now). `arrival`:
+        what the push's claim already read (Claims.arrive)."""
         kind = inbound.msg_type
         try:
             if kind == "text":
-                return self.handle_text(inbound, inbound._str("Content"), "text")
+                return self.handle_text(inbound, inbound._str("Content"), "text", arrival)
             if kind == "voice":
                 recognition = inbound._str("Recognition").rstrip("。")
                 if not recognition:
                     self._log_in(inbound.openid, "voice", "（语音，未识别）")
                     return Outcome(text=texts.VOICE_UNCLEAR)
-                return self.handle_text(inbound, recognition, "voice")
+                return self.handle_text(inbound, recognition, "voice", arrival)
             if kind == "location":
                 return self.handle_location(inbound)
             if kind == "event":
@@ -169,7 +183,9 @@ class Gateway:
             logging.getLogger("zhanyou.gateway").exception("event=handler_error type=%s", kind)
             return Outcome(text=self.error_reply)
 
-    def handle_text(self, inbound: Inbound, text: str, msg_type: str) -> Outcome:
+    def handle_text(
+        self, inbound: Inbound, text: str, msg_type: str, arrival: Arrival | None = None
+    ) -> Outcome:
         openid = inbound.openid
         if not text.strip():
             self._log_in(openid, msg_type, "")
@@ -178,10 +194,11 @@ class Gateway:
 
         crisis = looks_like_crisis(text)
         log_id = self._log_in(openid, msg_type, text)
-        if not crisis and not self.limiter.allow(openid):
+        if not crisis and not self.limiter.allow(openid, arrival.rate_count if arrival else None):
             log_event("rate_limited", openid)
             return Outcome(text=texts.RATE_LIMITED)
-        message = resolve_choice(text, self.choices.get(openid))
+        pending = arrival.choices if arrival is not None else None
+        message = resolve_choice(text, self.choices.get(openid) if pending is None else pending)
         return self.converse(
             openid, message, user_text=text, crisis=crisis, log_id=log_id, received=inbound.received
         )
@@ -364,28 +381,23 @@ class Gateway:
 
     def _log_in(self, openid: str, msg_type: str, text: str) -> int:
         """Touch the user (48-hour window) and keep what they wrote, ID numbers masked; a connection cut
-        mid-way is retried (`run_transaction`), so the message is not lost to a brief database outage."""
+        mid-way is retried, so the message is not lost to a brief database outage."""
         content = idcard.redact(text)[:4000]
-        touch = self._needs_touch(openid)
+        row = {"openid": openid, "msg_type": msg_type, "content": content}
+        if not self._needs_touch(openid):
+            # Most messages: one self-committing INSERT (bureau.db.append_row; a retry after a connection
+            # lost mid-statement may log the message twice, never lose it).
+            return int(append_row(self.append_engine, _LOG_IN, row, what="message_log"))
 
         def keep(session: Session) -> int:
-            if touch:
-                users.note_message(session, openid)
-            # A Core INSERT … RETURNING: the hot path needs the id, not an ORM object to track.
-            return int(
-                session.execute(
-                    insert(_MESSAGE_LOG)
-                    .values(openid=openid, direction="in", msg_type=msg_type, content=content)
-                    .returning(_MESSAGE_LOG.c.id)
-                ).scalar_one()
-            )
+            users.note_message(session, openid)
+            return int(session.execute(_LOG_IN, row).scalar_one())
 
         log_id = run_transaction(self.factory, keep, what="message_log")
-        if touch:
-            with self._touched_lock:
-                if len(self._touched) > 10_000:
-                    self._touched.clear()
-                self._touched[openid] = time.monotonic()
+        with self._touched_lock:
+            if len(self._touched) > 10_000:
+                self._touched.clear()
+            self._touched[openid] = time.monotonic()
         return log_id
 
     def _needs_touch(self, openid: str) -> bool:

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -32,7 +33,7 @@ from bureau.db import run_transaction
 from bureau.models import MessageLog, ProcessedMessage
 from bureau.services.users import CHOICES_KEY_PREFIX
 from bureau.timeutil import utcnow
-from bureau.wechat.store import RedisUnavailable, SharedStore, guard_for
+from bureau.wechat.store import FallbackStore, RedisUnavailable, SharedStore, guard_for
 
 PROCESSING = "__processing__"
 LATE = "__late__"
@@ -40,7 +41,34 @@ DONE = "__done__"
 CLAIM_TTL_SECONDS = 2 * 24 * 3600
 CHOICES_TTL_SECONDS = 30 * 60
 
+# A push's first round trip: claim it and, for a new user message, count it for the rate limit and read
+# the user's pending choices. KEYS: claim, choices[, rate]; ARGV: PROCESSING, claim TTL, rate TTL.
+# Returns {1, pending choices or false, count or false} when claimed, else {0, the claim's value}.
+_ARRIVE = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  return {0, redis.call('get', KEYS[1])}
+end
+local count = false
+if #KEYS == 3 then
+  count = redis.call('incr', KEYS[3])
+  redis.call('expire', KEYS[3], ARGV[3])
+end
+return {1, redis.call('get', KEYS[2]), count}
+"""
+RATE_KEY_TTL_SECONDS = 120
+
 _CAS = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the first round trip of a push learned: the claim (None: this call claimed it, else the
+    claim's value) and, when asked for and Redis answered, the user's message count this minute and
+    their pending choices (None: not read here; ask RateLimiter / PendingChoices)."""
+
+    existing: str | None
+    rate_count: int | None = None
+    choices: list[tuple[str, str]] | None = None
 
 
 class Claims:
@@ -63,6 +91,39 @@ class Claims:
             return None
         value = client.get(rkey)
         return value.decode("utf-8") if isinstance(value, bytes) else (value or PROCESSING)
+
+    def arrive(
+        self, key: str, openid: str, *, choices_key: str | None = None, rate_key: str | None = None
+    ) -> Arrival:
+        """`claim`, and for a new user message in the same Redis round trip (one script) the rate count
+        (`rate_key`, RateLimiter.redis_key) and the pending choices (`choices_key`,
+        PendingChoices.redis_key). Without those keys, or with Redis down, it is `claim` alone."""
+        if self.guard is None or choices_key is None:
+            return Arrival(self.claim(key, openid))
+        keys = ["zhanyou:msg:" + key, choices_key] + ([rate_key] if rate_key else [])
+
+        def run(client: Any) -> Any:
+            return client.eval(_ARRIVE, len(keys), *keys, PROCESSING, CLAIM_TTL_SECONDS, RATE_KEY_TTL_SECONDS)
+
+        try:
+            result = self.guard.call(run)
+        except RedisUnavailable:
+            return Arrival(self.claim(key, openid))
+
+        # Lua's false comes back as None (RESP2) or False (RESP3).
+        def text(value: Any) -> str | None:
+            if isinstance(value, bytes):
+                return value.decode("utf-8")
+            return value if isinstance(value, str) else None
+
+        if not int(result[0]):
+            return Arrival(text(result[1]) or PROCESSING)
+        count = result[2] if len(result) > 2 else None
+        return Arrival(
+            None,
+            rate_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+            choices=PendingChoices.parse(text(result[1])),
+        )
 
     def _remember_database_claim(self, key: str) -> None:
         now = time.monotonic()
@@ -153,17 +214,26 @@ class RateLimiter:
         self.redis = redis
         self.guard = guard_for(redis) if redis is not None else None
 
-    def allow(self, openid: str) -> bool:
-        """Count this message; False once the user is over the limit."""
+    def redis_key(self, openid: str) -> str | None:
+        """This minute's counter of `openid` in Redis (None: no limit, or no Redis)."""
+        if self.limit <= 0 or self.guard is None:
+            return None
+        return f"zhanyou:rate:{openid}:{int(time.time() // 60)}"
+
+    def allow(self, openid: str, counted: int | None = None) -> bool:
+        """Count this message; False once the user is over the limit. `counted`: the count Claims.arrive
+        already made in Redis for this message (then nothing is counted again)."""
         if self.limit <= 0:
             return True
+        if counted is not None:
+            return counted <= self.limit
         if self.guard is not None:
             key = f"zhanyou:rate:{openid}:{int(time.time() // 60)}"
 
             def count_in_redis(client: Any) -> int:
                 pipe = client.pipeline()
                 pipe.incr(key)
-                pipe.expire(key, 120)
+                pipe.expire(key, RATE_KEY_TTL_SECONDS)
                 return int(pipe.execute()[0])
 
             try:
@@ -201,8 +271,18 @@ class PendingChoices:
         else:
             self.clear(openid)
 
+    def redis_key(self, openid: str) -> str | None:
+        """The Redis key holding `openid`'s choices, when they live in Redis (for Claims.arrive)."""
+        if isinstance(self.store, FallbackStore):
+            return self.store.primary.prefix + self._key(openid)
+        return None
+
     def get(self, openid: str) -> list[tuple[str, str]]:
-        raw = self.store.get(self._key(openid))
+        return self.parse(self.store.get(self._key(openid)))
+
+    @staticmethod
+    def parse(raw: str | None) -> list[tuple[str, str]]:
+        """Stored choices → [(title, payload)]; [] for nothing or anything unreadable."""
         if not raw:
             return []
         try:

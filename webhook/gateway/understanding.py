@@ -37,6 +37,9 @@ class UnderstandingWriter:
     def record(self, log_id: int, intent: str, confidence: float | None) -> None:
         """Queue one message's understanding; it reaches the database within about `interval` seconds."""
         with self._lock:
+            # The thread is woken by the first row of a batch only: it then sleeps `interval` and takes
+            # every row that came meanwhile.
+            first = not self._pending
             self._pending.append(
                 {"log_id": log_id, "new_intent": intent[:INTENT_MAX], "new_confidence": confidence}
             )
@@ -45,7 +48,8 @@ class UnderstandingWriter:
                 self._thread = threading.Thread(target=self._run, name="understanding", daemon=True)
                 self._thread.start()
                 atexit.register(self.flush)
-        self._wake.set()
+        if first:
+            self._wake.set()
 
     def flush(self) -> int:
         """Write everything queued now; returns how many rows were sent."""

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bureau import metrics
-from bureau.db import get_session_factory
+from bureau.db import get_append_engine, get_session_factory
 from bureau.logcontext import ContextThreadPool
 from bureau.settings import Settings
 from bureau.wechat.client import WeChatClient
@@ -88,6 +88,7 @@ class GatewayContext:
             service_phone=settings.service_phone,
             rasa_timeout=float(conf.get("RASA_TIMEOUT_SECONDS", max(30.0, budget * 5))),
             followup_delay=float(conf.get("FOLLOWUP_DELAY_SECONDS", 1.0)),
+            append_engine=get_append_engine(database_url),
         )
 
 
@@ -191,7 +192,8 @@ def _answer_push_timed(
     ctx: GatewayContext, inbound: Inbound, answer: Callable[[str | None], Response]
 ) -> Response:
     key = inbound.dedupe_key
-    existing = ctx.claims.claim(key, inbound.openid)
+    arrival = ctx.claims.arrive(key, inbound.openid, **ctx.gateway.arrival_keys(inbound))
+    existing = arrival.existing
     if existing is not None:
         metrics.DEDUPE_HITS.inc()
         log_event(
@@ -203,7 +205,7 @@ def _answer_push_timed(
             existing = ctx.claims.claim(key, inbound.openid) or LATE
         return answer(None if existing.startswith("__") else existing)
 
-    outcome = ctx.gateway.handle(inbound)
+    outcome = ctx.gateway.handle(inbound, arrival)
     reply_xml = _reply_xml(inbound, outcome)
     if not ctx.claims.finish(key, reply_xml):
         # A retry gave up on this try's connection: the answer goes out through the API instead.
