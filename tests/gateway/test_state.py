@@ -124,3 +124,31 @@ def test_arrival_claims_counts_and_reads_choices_at_once(
     over = claims.arrive(third, openid, **keys)
     assert over.choices == [] and over.rate_count == 3 and not limiter.allow(openid, over.rate_count)
     assert claims.finish(first, "<xml>reply</xml>") and claims.claim(first, openid) == "<xml>reply</xml>"
+
+
+def test_finish_stores_the_reply_and_the_choices_together(
+    session_factory: Any, db_url: str, redis: Any
+) -> None:
+    from bureau.wechat.store import make_store
+
+    claims = Claims(session_factory, redis)
+    choices = PendingChoices(make_store(REDIS_URL if redis is not None else None, db_url))
+    openid, key, late_key = "oW" + uuid.uuid4().hex[:8], f"msg:{uuid.uuid4().hex}", f"msg:{uuid.uuid4().hex}"
+    write = choices.redis_write(openid, [("1号岗位", '/job_detail{"job": 1}')])
+    if redis is None:
+        assert write is None  # the choices live in the database: the view stores them itself
+        return
+    assert write is not None
+    claims.claim(key, openid)
+    assert claims.finish_with(key, "<xml>reply</xml>", write) == (True, True)
+    assert claims.claim(key, openid) == "<xml>reply</xml>"
+    assert choices.get(openid) == [("1号岗位", '/job_detail{"job": 1}')]
+
+    # A retry made the turn late: the claim stays LATE, the choices are stored all the same (the answer
+    # goes out through the customer-service API and "1" must still mean its first choice).
+    claims.claim(late_key, openid)
+    assert claims.mark_late(late_key)
+    no_choices = choices.redis_write(openid, [])
+    assert no_choices is not None and no_choices[1] is None
+    assert claims.finish_with(late_key, "<xml>late</xml>", no_choices) == (False, True)
+    assert claims.claim(late_key, openid) == LATE and choices.get(openid) == []

@@ -302,10 +302,11 @@ class Gateway:
     ) -> None:
         unavailable = False
         answer: RasaAnswer | None = None
+        fresh = False  # Rasa answered: its choices replace the pending ones
         try:
             answer = self.rasa.send(openid, message, timeout=self.rasa_timeout)
             outcome = render(answer.messages)
-            self.choices.remember(openid, outcome.choices)
+            fresh = True
         except RasaSilent:
             # Every part is up; the dialogue just had no answer for this message (e.g. a bare ID
             # number outside any form). Say so kindly; nothing for staff to pick up.
@@ -333,9 +334,13 @@ class Gateway:
                 outcome = Outcome(
                     text=pieces[0], followups=pieces[1:] + outcome.followups, choices=outcome.choices
                 )
+            # On time, the view stores the choices with the reply (one Redis round trip for both).
+            outcome.remember_choices = fresh and not late
             turn.outcome = outcome
             turn.done.set()
         if late:
+            if fresh:
+                self.choices.remember(openid, outcome.choices)
             self.deliver(openid, outcome, delay=0.0, in_pool=False)
         if answer is not None and answer.intent and log_id is not None:
             self.understanding.record(log_id, answer.intent, answer.confidence)

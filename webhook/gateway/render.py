@@ -31,6 +31,9 @@ class Outcome:
     article: dict[str, str] | None = None
     followups: list[str] = field(default_factory=list)
     choices: list[tuple[str, str]] = field(default_factory=list)
+    # Rasa's fresh answer: `choices` become the user's pending choices when the reply goes out (stored
+    # together with the reply's claim, webhook.gateway.views), replacing the previous ones.
+    remember_choices: bool = False
 
     @property
     def empty(self) -> bool:

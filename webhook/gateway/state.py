@@ -56,6 +56,22 @@ end
 return {1, redis.call('get', KEYS[2]), count}
 """
 RATE_KEY_TTL_SECONDS = 120
+# A push's last round trip: the claim's compare-and-set, and the user's pending choices written (or
+# deleted: ARGV[4] empty) whatever the claim's fate, since the answer reaches the user either way.
+# KEYS: claim, choices; ARGV: old, new, claim TTL, choices JSON or '', choices TTL in ms.
+_FINISH_WITH = """
+local done = 0
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  done = 1
+end
+if ARGV[4] == '' then
+  redis.call('del', KEYS[2])
+else
+  redis.call('set', KEYS[2], ARGV[4], 'PX', ARGV[5])
+end
+return done
+"""
 
 _CAS = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0"
 
@@ -184,6 +200,25 @@ class Claims:
         """Store the passive reply (None: answered otherwise); False when a retry marked it LATE meanwhile."""
         return self._swap(key, PROCESSING, reply or DONE)
 
+    def finish_with(
+        self, key: str, reply: str | None, write: tuple[str, str | None, int]
+    ) -> tuple[bool, bool]:
+        """`finish`, and `write` (a Redis key, its value or None to delete it, a TTL in seconds; see
+        PendingChoices.redis_write) in the same round trip when the claim is in Redis.
+        Returns (finished, written); when not written the caller stores it another way."""
+        if self.guard is not None and key not in self._in_database:
+            other, value, ttl = write
+
+            def run(client: Any) -> bool:
+                args = [PROCESSING, reply or DONE, CLAIM_TTL_SECONDS, value or "", int(ttl * 1000)]
+                return bool(client.eval(_FINISH_WITH, 2, "zhanyou:msg:" + key, other, *args))
+
+            try:
+                return self.guard.call(run), True
+            except RedisUnavailable:
+                pass
+        return self.finish(key, reply), False
+
     def mark_late(self, key: str) -> bool:
         """A retry while the first is still working: True when it is now LATE (the first will push)."""
         return self._swap(key, PROCESSING, LATE)
@@ -276,6 +311,14 @@ class PendingChoices:
         if isinstance(self.store, FallbackStore):
             return self.store.primary.prefix + self._key(openid)
         return None
+
+    def redis_write(self, openid: str, choices: list[tuple[str, str]]) -> tuple[str, str | None, int] | None:
+        """What `remember` would write, for Claims.finish_with: (Redis key, JSON or None to delete, TTL);
+        None when the choices do not live in Redis."""
+        key = self.redis_key(openid)
+        if key is None:
+            return None
+        return key, (json.dumps(choices, ensure_ascii=False) if choices else None), CHOICES_TTL_SECONDS
 
     def get(self, openid: str) -> list[tuple[str, str]]:
         return self.parse(self.store.get(self._key(openid)))

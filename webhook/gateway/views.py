@@ -207,13 +207,28 @@ def _answer_push_timed(
 
     outcome = ctx.gateway.handle(inbound, arrival)
     reply_xml = _reply_xml(inbound, outcome)
-    if not ctx.claims.finish(key, reply_xml):
+    if not _finish(ctx, key, inbound.openid, outcome, reply_xml):
         # A retry gave up on this try's connection: the answer goes out through the API instead.
         if not outcome.empty:
             ctx.gateway.deliver(inbound.openid, outcome)
         return _plain("success")
     ctx.gateway.send_followups(inbound.openid, outcome.followups)
     return answer(reply_xml)
+
+
+def _finish(ctx: GatewayContext, key: str, openid: str, outcome: Outcome, reply_xml: str | None) -> bool:
+    """Store the passive reply on the claim (False: a retry made it late) and, for a fresh Rasa answer,
+    the user's pending choices — in one Redis round trip when both live there — before it goes out."""
+    choices = ctx.gateway.choices
+    write = choices.redis_write(openid, outcome.choices) if outcome.remember_choices else None
+    if write is None:
+        if outcome.remember_choices:
+            choices.remember(openid, outcome.choices)
+        return ctx.claims.finish(key, reply_xml)
+    finished, written = ctx.claims.finish_with(key, reply_xml, write)
+    if not written:
+        choices.remember(openid, outcome.choices)
+    return finished
 
 
 def _reply_xml(inbound: Inbound, outcome: Outcome) -> str | None:
