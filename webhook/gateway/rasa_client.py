@@ -137,8 +137,17 @@ class RasaClient:
         self.balancer = Balancer(len(self.base_urls))
         self.action_health_url = action_health_url
         self.path = GATEWAY_CHANNEL_PATH
-        # Up to 32 idle connections per server are kept; more threads may still call at once.
-        self.http = urllib3.PoolManager(maxsize=32, block=False, retries=False)
+        # Up to 32 idle connections per server are kept; more threads may still call at once. One pool
+        # per server, held directly: the PoolManager's URL parsing and pool lookup per call are skipped.
+        self._servers = [
+            (
+                urllib3.connection_from_url(url, maxsize=32, block=False, retries=False),
+                urllib3.util.parse_url(url).path or "",
+            )
+            for url in self.base_urls
+        ]
+        self._timeouts: dict[float, urllib3.Timeout] = {}
+        self.http = urllib3.PoolManager(maxsize=4, block=False, retries=False)  # the action server's health
 
     def send(self, openid: str, text: str, timeout: float) -> RasaAnswer:
         """Rasa's answer to `text` from `openid` (one conversation per OpenID)."""
@@ -171,7 +180,7 @@ class RasaClient:
         for index in self.balancer.candidates():
             with self.balancer.using(index):
                 try:
-                    resp = self._post(self.base_urls[index] + self.path, body, timeout)
+                    resp = self._post(index, body, timeout)
                 except _NeverSent:
                     self.balancer.refused(index)
                     continue
@@ -179,14 +188,19 @@ class RasaClient:
             return resp
         raise RasaUnavailable("unreachable: no Rasa server accepted the connection")
 
-    def _post(self, url: str, body: bytes, timeout: float) -> urllib3.BaseHTTPResponse:
+    def _post(self, index: int, body: bytes, timeout: float) -> urllib3.BaseHTTPResponse:
+        pool, prefix = self._servers[index]
+        limits = self._timeouts.get(timeout)
+        if limits is None:
+            limits = self._timeouts[timeout] = urllib3.Timeout(connect=2.0, read=timeout)
         try:
-            return self.http.request(
+            return pool.urlopen(
                 "POST",
-                url,
+                prefix + self.path,
                 body=body,
                 headers=_JSON_HEADERS,
-                timeout=urllib3.Timeout(connect=2.0, read=timeout),
+                timeout=limits,
+                retries=False,
                 redirect=False,
             )
         except ConnectTimeoutError:
