@@ -94,6 +94,15 @@ class Claims:
         self.factory = session_factory
         self.redis = redis
         self.guard = guard_for(redis) if redis is not None else None
+        # EVALSHA: the scripts' text crosses the wire (and is hashed by Redis) once, not on every push.
+        self._scripts = (
+            {
+                name: redis.register_script(text)
+                for name, text in (("arrive", _ARRIVE), ("cas", _CAS), ("finish", _FINISH_WITH))
+            }
+            if redis is not None
+            else {}
+        )
         self._last_prune = 0.0
         self._prune_lock = threading.Lock()
         # Keys this process claimed in the database because Redis was down: their later steps go there too.
@@ -119,7 +128,8 @@ class Claims:
         keys = ["zhanyou:msg:" + key, choices_key] + ([rate_key] if rate_key else [])
 
         def run(client: Any) -> Any:
-            return client.eval(_ARRIVE, len(keys), *keys, PROCESSING, CLAIM_TTL_SECONDS, RATE_KEY_TTL_SECONDS)
+            args = [PROCESSING, CLAIM_TTL_SECONDS, RATE_KEY_TTL_SECONDS]
+            return self._scripts["arrive"](keys=keys, args=args, client=client)
 
         try:
             result = self.guard.call(run)
@@ -178,7 +188,9 @@ class Claims:
             try:
                 return self.guard.call(
                     lambda client: bool(
-                        client.eval(_CAS, 1, "zhanyou:msg:" + key, old, new, CLAIM_TTL_SECONDS)
+                        self._scripts["cas"](
+                            keys=["zhanyou:msg:" + key], args=[old, new, CLAIM_TTL_SECONDS], client=client
+                        )
                     )
                 )
             except RedisUnavailable:
@@ -211,7 +223,9 @@ class Claims:
 
             def run(client: Any) -> bool:
                 args = [PROCESSING, reply or DONE, CLAIM_TTL_SECONDS, value or "", int(ttl * 1000)]
-                return bool(client.eval(_FINISH_WITH, 2, "zhanyou:msg:" + key, other, *args))
+                return bool(
+                    self._scripts["finish"](keys=["zhanyou:msg:" + key, other], args=args, client=client)
+                )
 
             try:
                 return self.guard.call(run), True
