@@ -30,6 +30,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -129,8 +130,12 @@ def rest_user(stack: LocalStack, balancer: Balancer, script: list[str], run: Run
             run.add(Sample(elapsed, late=elapsed > LATE_SECONDS, failed=not ok))
 
 
-def webhook_user(stack: LocalStack, client: WeChatClientSim, script: list[str], run: Run,
+def webhook_user(stack: LocalStack, settings: dict[str, Any], script: list[str], run: Run,
                  lock: threading.Lock) -> None:
+    # Each veteran's own client, as each REST user has its own session: both paths keep one connection
+    # alive per user. (One client shared by 20 threads overflowed its 10-connection pool, so about half
+    # the pushes opened and closed a connection, a cost the REST path did not pay.)
+    client = WeChatClientSim(stack.webhook_url, **settings)
     openid = f"o-bench-{uuid.uuid4().hex[:12]}"
     requests.post(stack.simulator_url + "sim/followers", json={"openid": openid}, timeout=5)
     rng = random.Random(openid)
@@ -197,8 +202,11 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
     run = Run(path, users, rasa_processes, think)
     lock = threading.Lock()
     env = stack.env()
-    client = WeChatClientSim(stack.webhook_url, token=env.get("WECHAT_TOKEN", "zhanyou-dev-token"),
-                             app_id=env.get("WECHAT_APP_ID", "wxzhanyoudev0001"), sim_url=stack.simulator_url)
+    settings = {
+        "token": env.get("WECHAT_TOKEN", "zhanyou-dev-token"),
+        "app_id": env.get("WECHAT_APP_ID", "wxzhanyoudev0001"),
+        "sim_url": stack.simulator_url,
+    }
     # Two different flows per veteran, so no answer legitimately repeats within one conversation.
     # Two different flows per veteran; a lone veteran goes through all of them, so that the one-user
     # figures rest on enough messages to mean something.
@@ -218,7 +226,7 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
             if path == "rest":
                 pool.submit(rest_user, stack, balancer, script, run, lock)
             else:
-                pool.submit(webhook_user, stack, client, script, run, lock)
+                pool.submit(webhook_user, stack, settings, script, run, lock)
     run.wall = (run.last_answer or time.perf_counter()) - start
     run.cpu = {name: cpu_seconds(pid, tree=name != "harness") - cpu_before[name] for name, pid in parts.items()}
     return run
@@ -309,14 +317,21 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_parts(stack: LocalStack) -> dict[str, int]:
-    """Every process tree whose CPU a run costs: the stack's parts, this harness, PostgreSQL and Redis."""
-    pids = {name: part.process.pid for name, part in stack.parts.items()}
-    pids["harness"] = os.getpid()
+def server_pids() -> dict[str, int]:
+    """The PostgreSQL postmaster and the Redis server of this machine (each found by its oldest process)."""
+    pids = {}
     for name, program in (("postgres", "postgres"), ("redis", "redis-server")):
         found = subprocess.run(["pgrep", "-o", program], capture_output=True, text=True).stdout.split()
         if found:
             pids[name] = int(found[0])
+    return pids
+
+
+def cpu_parts(stack: LocalStack) -> dict[str, int]:
+    """Every process tree whose CPU a run costs: the stack's parts, this harness, PostgreSQL and Redis."""
+    pids = {name: part.process.pid for name, part in stack.parts.items()}
+    pids["harness"] = os.getpid()
+    pids.update(server_pids())
     return pids
 
 

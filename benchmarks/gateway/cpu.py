@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "conversation"))
 
-from bench import cpu_seconds, drop_postgres, fresh_postgres  # noqa: E402
+from bench import cpu_seconds, drop_postgres, fresh_postgres, server_pids  # noqa: E402
 
 TOKEN = "bench-token"
 ANSWER = [
@@ -91,8 +91,12 @@ def sender(
         ok.append(reply.status == 200 and "看详情".encode() in reply.read())
 
 
-def measure(root: Path, args: argparse.Namespace, rasa_url: str) -> tuple[float, float, int]:
-    """(webhook CPU ms per message, messages per second, answered) for the checkout at `root`."""
+def measure(
+    root: Path, args: argparse.Namespace, rasa_url: str
+) -> tuple[float, float, int, dict[str, float]]:
+    """(webhook CPU ms per message, messages per second, answered, {server: CPU ms per message}) for the
+    checkout at `root`; the servers are PostgreSQL (all its backends) and Redis, which the webhook's
+    statements and commands cost too."""
     database_url, database = fresh_postgres(args.postgres)
     env = dict(
         os.environ,
@@ -153,10 +157,15 @@ def measure(root: Path, args: argparse.Namespace, rasa_url: str) -> tuple[float,
             return ok
 
         load(4, 5)  # every worker builds its gateway (engines, pools) before the count starts
+        servers = server_pids()
+        servers_before = {name: cpu_seconds(pid) for name, pid in servers.items()}
         cpu_before, start = cpu_seconds(web.pid), time.perf_counter()
         ok = load(args.users, args.messages)
         cpu, wall = cpu_seconds(web.pid) - cpu_before, time.perf_counter() - start
-        return 1000 * cpu / len(ok), len(ok) / wall, sum(ok)
+        spent = {
+            name: 1000 * (cpu_seconds(pid) - servers_before[name]) / len(ok) for name, pid in servers.items()
+        }
+        return 1000 * cpu / len(ok), len(ok) / wall, sum(ok), spent
     finally:
         if web is not None:
             web.terminate()
@@ -198,10 +207,11 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             ).stdout.strip()
-            ms, rate, answered = measure(Path(root), args, rasa_url)
+            ms, rate, answered, servers = measure(Path(root), args, rasa_url)
             print(
                 f"run {attempt}  {commit}{'+changes' if dirty else ''}  webhook CPU {ms:.2f} ms/message  "
-                f"{rate:.0f} messages/s  answered {answered}/{total}",
+                + "".join(f"{name} {value:.2f}  " for name, value in servers.items())
+                + f"{rate:.0f} messages/s  answered {answered}/{total}",
                 flush=True,
             )
     server.shutdown()
