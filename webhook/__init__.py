@@ -52,4 +52,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webhook import cli
 
     cli.init_app(app)
+    if not app.testing:
+        from webhook.runtime import tune_garbage_collector
+
+        tune_garbage_collector()
     return app
