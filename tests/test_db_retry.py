@@ -188,3 +188,34 @@ def test_an_action_cut_by_an_outage_runs_again_and_answers_once(session_factory:
     assert len(attempts) == 2
     assert [m.get("text") for m in dispatcher.messages] == ["已登记"]
     assert _rows(session_factory, openid) == 1
+
+
+@pytest.mark.postgres
+def test_an_append_on_a_connection_cut_while_idle_runs_again_and_lands_once(pg_url: str) -> None:
+    """The append engine skips the ping: a pooled connection cut while idle fails the INSERT, which
+    then runs again on a new connection once the database is back."""
+    from sqlalchemy import insert
+
+    url = make_url(pg_url)
+    proxy = FaultProxy((url.host or "127.0.0.1", url.port or 5432)).start()
+    engine = db.make_engine(
+        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=False,
+    )
+    statement = insert(MessageLog).values(direction="in").returning(MessageLog.id)
+    openid = "oApp" + uuid.uuid4().hex[:8]
+    row = {"openid": openid, "msg_type": "text", "content": "我想申请优待证"}
+    try:
+        first = db.append_row(engine, statement, row, what="test")
+        assert _rows(db.get_session_factory(pg_url), openid) == 1  # committed by itself, no COMMIT sent
+        proxy.down()  # the pooled connection is cut while idle
+        threading.Timer(0.8, proxy.up).start()
+        started = time.monotonic()
+        second = db.append_row(engine, statement, row, what="test")
+        assert 0.6 <= time.monotonic() - started < 3.5
+        assert second > first and _rows(db.get_session_factory(pg_url), openid) == 2
+    finally:
+        proxy.up()
+        engine.dispose()
+        proxy.stop()
