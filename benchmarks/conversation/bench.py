@@ -130,17 +130,25 @@ def rest_user(stack: LocalStack, balancer: Balancer, script: list[str], run: Run
             run.add(Sample(elapsed, late=elapsed > LATE_SECONDS, failed=not ok))
 
 
-def webhook_user(stack: LocalStack, settings: dict[str, Any], script: list[str], run: Run,
-                 lock: threading.Lock) -> None:
-    # Each veteran's own client, as each REST user has its own session: both paths keep one connection
-    # alive per user. (One client shared by 20 threads overflowed its 10-connection pool, so about half
-    # the pushes opened and closed a connection, a cost the REST path did not pay.)
+def follower(stack: LocalStack, settings: dict[str, Any]) -> tuple[WeChatClientSim, str]:
+    """A veteran who follows the account and has written to it before: WeChat's own bookkeeping (the
+    follower list, the 48-hour window), told to the simulator before the clock starts, since the REST path
+    has nothing like it.
+
+    Each veteran has their own client, as each REST user has their own session: both paths keep one
+    connection alive per user. (One client shared by 20 threads overflowed its 10-connection pool, so
+    about half the pushes opened and closed a connection, a cost the REST path did not pay.)"""
     client = WeChatClientSim(stack.webhook_url, **settings)
     openid = f"o-bench-{uuid.uuid4().hex[:12]}"
-    requests.post(stack.simulator_url + "sim/followers", json={"openid": openid}, timeout=5)
+    client.http.post(stack.simulator_url + "sim/followers", json={"openid": openid}, timeout=5)
+    client.http.post(f"{stack.simulator_url}sim/users/{openid}/interact", json={"kind": "message"}, timeout=5)
+    return client, openid
+
+
+def webhook_user(client: WeChatClientSim, openid: str, script: list[str], run: Run, lock: threading.Lock) -> None:
     rng = random.Random(openid)
     seen = 0  # customer-service messages this user has received and accounted for
-    tell_simulator = True
+    tell_simulator = False  # the first message's window was opened by `follower`
     for index, text in enumerate(script):
         if index:
             pause(run.think, rng)
@@ -217,16 +225,17 @@ def measure(stack: LocalStack, path: str, users: int, rasa_processes: int, messa
             ((SCRIPTS[i % len(SCRIPTS)] + SCRIPTS[(i + 3) % len(SCRIPTS)]) * 4)[:messages] for i in range(users)
         ]
     balancer = Balancer(len(stack.rasa_urls))
+    followers = [follower(stack, settings) for _ in scripts] if path == "webhook" else []
     parts = cpu_parts(stack)
     # The harness started the stack's processes: its own CPU only, not theirs again.
     cpu_before = {name: cpu_seconds(pid, tree=name != "harness") for name, pid in parts.items()}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=users) as pool:
-        for script in scripts:
+        for index, script in enumerate(scripts):
             if path == "rest":
                 pool.submit(rest_user, stack, balancer, script, run, lock)
             else:
-                pool.submit(webhook_user, stack, settings, script, run, lock)
+                pool.submit(webhook_user, *followers[index], script, run, lock)
     run.wall = (run.last_answer or time.perf_counter()) - start
     run.cpu = {name: cpu_seconds(pid, tree=name != "harness") - cpu_before[name] for name, pid in parts.items()}
     return run
