@@ -169,25 +169,41 @@ def _run(
     on_retry: Callable[[], None] | None,
     deadline: float,
 ) -> T:
+    committing = False
+
+    def once() -> T:
+        nonlocal committing
+        committing = False
+        with factory() as session:
+            result = work(session)
+            session.flush()
+            committing = True
+            session.commit()
+            return result
+
+    return _retrying(once, what, deadline, on_retry, after_commit=lambda: committing)
+
+
+def _retrying(
+    once: Callable[[], T],
+    what: str,
+    deadline: float,
+    on_retry: Callable[[], None] | None = None,
+    after_commit: Callable[[], bool] = lambda: False,
+) -> T:
+    """Call `once` until it returns; a transient failure before `deadline` means another go, with backoff
+    (0.1 s, 0.2 s, 0.4 s…), unless `after_commit()` says COMMIT had been sent (its outcome is unknown)."""
     pause = 0.1
     attempt = 0
     while True:
         attempt += 1
-        committing = False
         try:
-            with factory() as session:
-                result = work(session)
-                session.flush()
-                committing = True
-                session.commit()
-                if attempt > 1:
-                    logger.warning("event=db_retry_succeeded what=%s attempts=%d", what, attempt)
-                    _count("recovered")
-                return result
+            result = once()
         except DBAPIError as exc:
             remaining = deadline - time.monotonic()
-            if committing or not is_transient(exc) or remaining <= 0:
-                if committing and is_transient(exc):
+            committed = after_commit()
+            if committed or not is_transient(exc) or remaining <= 0:
+                if committed and is_transient(exc):
                     logger.error("event=db_commit_outcome_unknown what=%s error=%s", what, _brief(exc))
                     _count("commit_unknown")
                 raise
@@ -197,6 +213,11 @@ def _run(
             pause = min(pause * 2, 1.0)
             if on_retry is not None:
                 on_retry()
+            continue
+        if attempt > 1:
+            logger.warning("event=db_retry_succeeded what=%s attempts=%d", what, attempt)
+            _count("recovered")
+        return result
 
 
 def append_row(engine: Engine, statement: Any, params: dict[str, Any], *, what: str = "append") -> Any:
@@ -208,28 +229,15 @@ def append_row(engine: Engine, statement: Any, params: dict[str, Any], *, what: 
     breaks after the server ran the statement but before its answer arrived leaves the outcome unknown,
     and the retry may write the row twice — where run_transaction would give up instead.
     """
+
+    def once() -> Any:
+        with engine.begin() as connection:
+            return connection.execute(statement, params).scalar()
+
     deadline = time.monotonic() + retry_seconds()
     token = _deadline.set(deadline)
-    pause = 0.1
-    attempt = 0
     try:
-        while True:
-            attempt += 1
-            try:
-                with engine.begin() as connection:
-                    result = connection.execute(statement, params).scalar()
-                if attempt > 1:
-                    logger.warning("event=db_retry_succeeded what=%s attempts=%d", what, attempt)
-                    _count("recovered")
-                return result
-            except DBAPIError as exc:
-                remaining = deadline - time.monotonic()
-                if not is_transient(exc) or remaining <= 0:
-                    raise
-                logger.warning("event=db_retry what=%s attempt=%d error=%s", what, attempt, _brief(exc))
-                _count("retry")
-                time.sleep(min(pause, remaining))
-                pause = min(pause * 2, 1.0)
+        return _retrying(once, what, deadline)
     finally:
         _deadline.reset(token)
 
