@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask
@@ -52,7 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webhook import cli
 
     cli.init_app(app)
-    if not app.testing:
+    if not app.testing and "gunicorn" in sys.modules:
+        # A worker serving traffic (not a test's app, not a CLI command): see webhook.runtime.
         from webhook.runtime import tune_garbage_collector
 
         tune_garbage_collector()
