@@ -276,8 +276,8 @@ class RateLimiter:
             return True
         if counted is not None:
             return counted <= self.limit
-        if self.guard is not None:
-            key = f"zhanyou:rate:{openid}:{int(time.time() // 60)}"
+        key = self.redis_key(openid)
+        if self.guard is not None and key is not None:
 
             def count_in_redis(client: Any) -> int:
                 pipe = client.pipeline()
