@@ -9,10 +9,11 @@ Why: `RasaModel.load` (DIETClassifier, TEDPolicy) builds the Keras model by *tra
 `tf.function`: TensorFlow traces the whole training graph, gradients and Adam update included, only to
 create the variables. Measured with cProfile on our model (benchmarks/nlu/LOAD_TIME.md): `fit` was 56 of
 the 65 s of `load_agent`, DIET's load 42 s of it. Run eagerly, DIET's step creates the same variables in
-about a second. Applied to DIET only: for TED the eager step left the policy predicting nothing.
+about a second, TED's in a few. The optimizer's trained slots are not restored (prediction does not use
+them; TED's eager step orders its variables differently, so they did not even fit, see `install`).
 
 What is unchanged: the step runs the same code on the same example (eagerly), the trained weights are
-then read over the variables exactly as before, Keras' `run_eagerly` is set back to the component's
+then read over the variables exactly as before (the optimizer's state excepted), Keras' `run_eagerly` is set back to the component's
 configured value, and the prediction function is traced on the example data as before — so predictions
 are computed by the same graph from the same weights. A test compares parse results and TED's
 probabilities both ways (tests/test_fast_load.py).
@@ -52,7 +53,6 @@ def install() -> bool:
         return False
 
     import tensorflow as tf
-    from rasa.nlu.classifiers.diet_classifier import DIET
     from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
     from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
     from rasa.utils.tensorflow.model_data import RasaModelData
@@ -69,10 +69,9 @@ def install() -> bool:
         *args: Any,
         **kwargs: Any,
     ) -> RasaModel:
-        # Rasa 3.6's RasaModel.load, but the one-example build step runs eagerly.
-        # DIET only: with TED the eager build left TEDPolicy predicting all-zero probabilities (measured,
-        # cause not investigated), so TED keeps the stock path; so does `rasa train --finetune`.
-        if finetune_mode or not predict_data_example or not issubclass(cls, DIET):
+        # Rasa 3.6's RasaModel.load, but the one-example build step runs eagerly (DIET and TED).
+        # `rasa train --finetune` keeps the stock path: it needs the optimizer's trained state.
+        if finetune_mode or not predict_data_example:
             return stock(
                 cls, model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs
             )
@@ -80,8 +79,15 @@ def install() -> bool:
         model = cls(*args, **kwargs)
         config = kwargs.get("config", {})
         run_eagerly = config.get(RUN_EAGERLY)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
+        learning_rate = config.get(LEARNING_RATE, 0.001)
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), run_eagerly=True)
         model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        # The optimizer's slots are not read back: Adam keeps them in a list in the order of the
+        # variables it was built with, and TED's eager step creates its variables in another order
+        # than the traced one, so the checkpoint's slots did not fit (ValueError, which TEDPolicy.load
+        # swallows: the policy then had no model and predicted all zeros). A fresh, unbuilt optimizer
+        # takes none of them; prediction never uses the optimizer.
+        model.optimizer = tf.keras.optimizers.Adam(learning_rate)
         model.load_weights(model_file_name)
         # RasaModel reads Keras' flag to choose graph or eager prediction: back to what was configured
         model.run_eagerly = run_eagerly
