@@ -552,9 +552,11 @@ class MessageLog(Base):
     direction: Mapped[str] = mapped_column(String(3))  # in / out
     msg_type: Mapped[str] = mapped_column(String(20))
     content: Mapped[str | None] = mapped_column(Text)  # ID numbers redacted before storage
-    intent: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Not indexed (migration 0003): no query looks rows up by them, and the intent is filed by an UPDATE
+    # just after the INSERT, which stays a cheap in-place (HOT) update only while no index covers it.
+    intent: Mapped[str | None] = mapped_column(String(40))
     confidence: Mapped[float | None] = mapped_column(Float)
-    unanswered: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    unanswered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 

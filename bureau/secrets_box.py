@@ -39,12 +39,23 @@ def decrypt(token: str, data_key: str | None = None) -> str:
         raise ValueError("cannot decrypt: wrong DATA_KEY or corrupted value") from exc
 
 
+@lru_cache(maxsize=8)
+def _lookup_key(data_key: str) -> bytes:
+    return _derive(data_key, b"zhanyou/lookup/v1")
+
+
 def lookup_hash(value: str, data_key: str | None = None) -> str:
     """A keyed hash to find a row by an encrypted value without decrypting every row."""
-    key = _derive(_key(data_key), b"zhanyou/lookup/v1")
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(_lookup_key(_key(data_key)), value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def openid_tag(openid: str) -> str:
     """A short stable pseudonym of an OpenID for logs."""
-    return lookup_hash("openid:" + openid)[:12]
+    return _openid_tag(openid, _key(None))
+
+
+# The webhook logs a few lines per message, each with the sender's tag: cached per (OpenID, key), so a
+# changed DATA_KEY still gives new tags.
+@lru_cache(maxsize=4096)
+def _openid_tag(openid: str, data_key: str) -> str:
+    return lookup_hash("openid:" + openid, data_key)[:12]

@@ -191,10 +191,17 @@ def test_an_action_cut_by_an_outage_runs_again_and_answers_once(session_factory:
 
 
 @pytest.mark.postgres
-def test_an_append_on_a_connection_cut_while_idle_runs_again_and_lands_once(pg_url: str) -> None:
+@pytest.mark.parametrize("on_driver", [True, False], ids=["straight-on-the-driver", "through-sqlalchemy"])
+def test_an_append_on_a_connection_cut_while_idle_runs_again_and_lands_once(
+    pg_url: str, on_driver: bool
+) -> None:
     """The append engine skips the ping: a pooled connection cut while idle fails the INSERT, which
-    then runs again on a new connection once the database is back."""
+    then runs again on a new connection once the database is back. With every column given the INSERT
+    runs straight on the driver (as the webhook's message log does); with a default left to SQLAlchemy,
+    through SQLAlchemy's execution."""
     from sqlalchemy import insert
+
+    from bureau.timeutil import utcnow
 
     url = make_url(pg_url)
     proxy = FaultProxy((url.host or "127.0.0.1", url.port or 5432)).start()
@@ -205,7 +212,10 @@ def test_an_append_on_a_connection_cut_while_idle_runs_again_and_lands_once(pg_u
     )
     statement = insert(MessageLog).values(direction="in").returning(MessageLog.id)
     openid = "oApp" + uuid.uuid4().hex[:8]
-    row = {"openid": openid, "msg_type": "text", "content": "我想申请优待证"}
+    row: dict[str, object] = {"openid": openid, "msg_type": "text", "content": "我想申请优待证"}
+    if on_driver:
+        row.update(unanswered=False, created_at=utcnow())
+    assert (db._driver_form(engine, statement, tuple(sorted(row))) is not None) is on_driver
     try:
         first = db.append_row(engine, statement, row, what="test")
         assert _rows(db.get_session_factory(pg_url), openid) == 1  # committed by itself, no COMMIT sent

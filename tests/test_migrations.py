@@ -40,6 +40,13 @@ def test_upgrade_from_empty_matches_models_and_downgrade_removes_everything(kind
             diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         assert "veterans" in inspect(engine).get_table_names()
+        if kind == "postgresql":
+            # Room on each page for the intent update to stay in place (migration 0003).
+            with engine.connect() as conn:
+                options = conn.execute(
+                    text("SELECT reloptions FROM pg_class WHERE oid = 'message_log'::regclass")
+                ).scalar_one()
+            assert options == ["fillfactor=85"]
 
         command.downgrade(config, "base")
         engine.dispose()

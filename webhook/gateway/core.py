@@ -22,6 +22,7 @@ from bureau import idcard, metrics
 from bureau.db import append_row, run_transaction
 from bureau.models import CaseStatus, HandoffTicket, MessageLog
 from bureau.services import users
+from bureau.timeutil import utcnow
 from bureau.wechat.client import WeChatApiError, WeChatClient
 from webhook.gateway import texts
 from webhook.gateway.logs import log_event
@@ -388,7 +389,14 @@ class Gateway:
         """Touch the user (48-hour window) and keep what they wrote, ID numbers masked; a connection cut
         mid-way is retried, so the message is not lost to a brief database outage."""
         content = idcard.redact(text)[:4000]
-        row = {"openid": openid, "msg_type": msg_type, "content": content}
+        # Every column given, the defaults too: the INSERT then runs straight on the driver (append_row).
+        row = {
+            "openid": openid,
+            "msg_type": msg_type,
+            "content": content,
+            "unanswered": False,
+            "created_at": utcnow(),
+        }
         if not self._needs_touch(openid):
             # Most messages: one self-committing INSERT (bureau.db.append_row; a retry after a connection
             # lost mid-statement may log the message twice, never lose it).
