@@ -229,18 +229,26 @@ def append_row(engine: Engine, statement: Any, params: dict[str, Any], *, what: 
     breaks after the server ran the statement but before its answer arrived leaves the outcome unknown,
     and the retry may write the row twice — where run_transaction would give up instead.
     """
+    row = append_returning(engine, statement, params, what=what)
+    return row[0] if row else None
 
+
+def append_returning(
+    engine: Engine, statement: Any, params: dict[str, Any], *, what: str = "append"
+) -> tuple[Any, ...] | None:
+    """`append_row`, with the whole row the statement returns (None if it returned none)."""
     driver = _driver_form(engine, statement, tuple(sorted(params)))
     if driver is None:
 
-        def once() -> Any:
+        def once() -> tuple[Any, ...] | None:
             with engine.begin() as connection:
-                return connection.execute(statement, params).scalar()
+                row = connection.execute(statement, params).first()
+                return tuple(row) if row is not None else None
 
     else:
         values = driver.params(params)
 
-        def once() -> Any:
+        def once() -> tuple[Any, ...] | None:
             return _execute_on_driver(engine, driver.sql, values)
 
     deadline = time.monotonic() + retry_seconds()
@@ -289,8 +297,8 @@ def _driver_form(engine: Engine, statement: Any, keys: tuple[str, ...]) -> _Driv
     return _driver_statements[key]
 
 
-def _execute_on_driver(engine: Engine, sql: str, params: dict[str, Any]) -> Any:
-    """Run one statement on a pooled connection straight through the driver (its first column back).
+def _execute_on_driver(engine: Engine, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Run one statement on a pooled connection straight through the driver (the row it returns).
 
     For the webhook's one write per message: SQLAlchemy's execution machinery (connection and result
     objects, parameter processing) cost as much CPU as the driver's own work. A failure comes back as
@@ -313,7 +321,7 @@ def _execute_on_driver(engine: Engine, sql: str, params: dict[str, Any]) -> Any:
             sql, params, exc, dbapi.Error, connection_invalidated=lost, dialect=engine.dialect
         ) from exc
     raw.close()
-    return row[0] if row else None
+    return tuple(row) if row is not None else None
 
 
 def get_append_engine(url: str | None = None) -> Engine:

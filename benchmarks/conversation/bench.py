@@ -131,9 +131,11 @@ def rest_user(stack: LocalStack, balancer: Balancer, script: list[str], run: Run
 
 
 def follower(stack: LocalStack, settings: dict[str, Any]) -> tuple[WeChatClientSim, str]:
-    """A veteran who follows the account and has written to it before: WeChat's own bookkeeping (the
-    follower list, the 48-hour window), told to the simulator before the clock starts, since the REST path
-    has nothing like it.
+    """A veteran who follows the account and has written to it before, set up before the clock starts:
+    WeChat's own bookkeeping (the follower list, the 48-hour window) told to the simulator, and the
+    `subscribe` push WeChat sent the webhook when they followed (the webhook keeps its follower row from
+    it). The REST path has nothing like either; without the push, each veteran's first message was also
+    the webhook's first sight of them, a cost real veterans, who followed long before, do not bring.
 
     Each veteran has their own client, as each REST user has their own session: both paths keep one
     connection alive per user. (One client shared by 20 threads overflowed its 10-connection pool, so
@@ -142,6 +144,9 @@ def follower(stack: LocalStack, settings: dict[str, Any]) -> tuple[WeChatClientS
     openid = f"o-bench-{uuid.uuid4().hex[:12]}"
     client.http.post(stack.simulator_url + "sim/followers", json={"openid": openid}, timeout=5)
     client.http.post(f"{stack.simulator_url}sim/users/{openid}/interact", json={"kind": "message"}, timeout=5)
+    welcome = client.push(client.message_fields(openid, "event", Event="subscribe", EventKey=""))
+    if welcome.error or welcome.reply is None:
+        raise RuntimeError(f"the webhook did not welcome a new follower: {welcome.error or welcome.body[:80]}")
     return client, openid
 
 
