@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 DEFAULT_APP_ID = "wxzhanyoudev0001"
@@ -156,10 +156,13 @@ def create_sim_app(state: SimState | None = None) -> Flask:
         return None
 
     def record(path: str, result: dict[str, Any], body: Any = None) -> dict[str, Any]:
-        with sim.lock:
-            sim.calls.append(
-                {"path": path, "errcode": result.get("errcode", 0), "at": time.time(), "body": body}
-            )
+        """Note the call (once per request: a dropped call is noted before its connection goes)."""
+        if not g.get("sim_recorded"):
+            g.sim_recorded = True
+            with sim.lock:
+                sim.calls.append(
+                    {"path": path, "errcode": result.get("errcode", 0), "at": time.time(), "body": body}
+                )
         return result
 
     def apply_fault(path: str) -> dict[str, Any] | None:
@@ -169,6 +172,8 @@ def create_sim_app(state: SimState | None = None) -> Flask:
             if fault.mode == "slow":
                 time.sleep(min(fault.seconds, 30))
             elif fault.mode == "drop":
+                # Noted first: the caller sees the connection go and may ask at once what we received.
+                record(path, _err(-1, "connection dropped"), request.get_json(silent=True))
                 sock = request.environ.get("werkzeug.socket")
                 if sock is not None:
                     try:
