@@ -41,8 +41,7 @@ _LOG_IN = insert(_MESSAGE_LOG).values(direction="in").returning(_MESSAGE_LOG.c.i
 # PostgreSQL: a data-modifying CTE, so the touch costs no round trips of its own. The second column
 # counts the rows touched: 0 means no follower row yet (first contact without a subscribe push).
 _LOG_IN_TOUCHING = sql_text(
-    "WITH touched AS (UPDATE wechat_users SET last_interaction_at = :created_at, subscribed = true,"
-    " unsubscribed_at = NULL WHERE openid = :openid RETURNING 1)"
+    f"WITH touched AS ({users.NOTE_MESSAGE_SQL} RETURNING 1)"
     " INSERT INTO message_log (openid, direction, msg_type, content, unanswered, created_at)"
     " VALUES (:openid, 'in', :msg_type, :content, :unanswered, :created_at)"
     " RETURNING id, (SELECT count(*) FROM touched)"
@@ -414,7 +413,8 @@ class Gateway:
             return int(append_row(self.append_engine, _LOG_IN, row, what="message_log"))
 
         if self.append_engine.dialect.name == "postgresql":
-            logged = append_returning(self.append_engine, _LOG_IN_TOUCHING, row, what="message_log")
+            touching = {**row, "now": row["created_at"]}
+            logged = append_returning(self.append_engine, _LOG_IN_TOUCHING, touching, what="message_log")
             assert logged is not None  # INSERT … RETURNING returns its row
             log_id, touched = int(logged[0]), int(logged[1])
             if not touched:
