@@ -27,12 +27,7 @@ from bot.boundary_featurizer import BoundaryFeaturizer, normalize
 
 def features(message):
     sequence, sentence = message.get_sparse_features("text")
-    return {
-        "sequence_shape": list(sequence.features.shape),
-        "sequence_nonzero": int(sequence.features.nnz),
-        "sentence": sentence.features.toarray().ravel().tolist(),
-        "tokens": len(message.get("text_tokens")),
-    }
+    return {"sequence": sequence is not None, "sentence": sentence.features.toarray().ravel().tolist()}
 
 
 out = {}
@@ -45,7 +40,7 @@ with tempfile.TemporaryDirectory() as tmp:
         for text, intent in [("医院", "inform"), ("医院在哪？", "service_station"), ("我想找工作", "job_search")]
     ])
     tokenizer.process_training_data(training)
-    config = BoundaryFeaturizer.get_default_config()
+    config = {**BoundaryFeaturizer.get_default_config(), "min_count": 1}
     featurizer = BoundaryFeaturizer.create(config, storage, Resource("boundary"), context)
     featurizer.train(training)
     featurizer.process_training_data(training)
@@ -65,12 +60,21 @@ with tempfile.TemporaryDirectory() as tmp:
     untrained.process([message])
     out["untrained"] = [f.origin for f in message.features]
 
+    by_default = BoundaryFeaturizer.create(BoundaryFeaturizer.get_default_config(), storage, Resource("twice"), context)
+    by_default.train(training)
+    out["default_vocabulary"] = by_default.vocabulary
+
     out["normalize"] = [normalize(t) for t in [" 我想找工作吗？？", "...好的😊", "ＯＫ", "！！"]]
     try:
         BoundaryFeaturizer.create({**config, "prefix_lengths": [0]}, storage, Resource("bad"), context)
         out["bad_config"] = "accepted"
     except InvalidConfigException as error:
         out["bad_config"] = str(error)
+    try:
+        BoundaryFeaturizer.create({**config, "min_count": 0}, storage, Resource("bad"), context)
+        out["bad_min_count"] = "accepted"
+    except InvalidConfigException as error:
+        out["bad_min_count"] = str(error)
 
 print(json.dumps(out, ensure_ascii=False))
 """
@@ -89,6 +93,7 @@ def column(probe: dict, feature: str) -> int:
 
 @skip_without_rasa
 def test_vocabulary_is_the_first_and_last_one_and_two_characters_seen_in_training(probe):
+    # probed with min_count 1
     assert probe["vocabulary"] == sorted(
         ["^医", "^医院", "院$", "医院$", "哪$", "在哪$", "^我", "^我想", "作$", "工作$"]
     )
@@ -106,12 +111,17 @@ def test_a_bare_answer_and_a_request_with_the_same_word_differ_at_the_end(probe)
 
 
 @skip_without_rasa
-def test_sequence_features_are_zero_and_one_row_per_token(probe):
+def test_only_sentence_features_one_column_per_vocabulary_entry(probe):
     width = len(probe["vocabulary"])
     for found in [*probe["training"].values(), probe["unseen"]]:
-        assert found["sequence_shape"] == [found["tokens"], width]
-        assert found["sequence_nonzero"] == 0
+        assert found["sequence"] is False
         assert len(found["sentence"]) == width
+
+
+@skip_without_rasa
+def test_by_default_a_boundary_seen_in_one_training_text_is_left_out(probe):
+    # 医院 and 医院在哪 share their beginning; every other boundary occurs once
+    assert probe["default_vocabulary"] == ["^医", "^医院"]
 
 
 @skip_without_rasa
@@ -127,6 +137,7 @@ def test_untrained_featurizer_adds_nothing_and_config_is_checked(probe):
     assert probe["untrained"] == []
     assert probe["normalize"] == ["我想找工作吗", "好的", "ｏｋ", ""]
     assert "prefix_lengths must be a list of positive integers" in probe["bad_config"]
+    assert "min_count must be a positive integer" in probe["bad_min_count"]
 
 
 def test_pipeline_puts_boundary_features_before_the_classifiers():
