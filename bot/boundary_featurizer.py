@@ -16,7 +16,8 @@ The vocabulary is the set of boundary strings seen in at least `min_count` train
 seen once cannot generalise, and the 3,500 of them would only widen DIET's input), stored as JSON; a
 string outside it adds nothing. Only sentence-level features are added: the boundaries belong to the
 message, not to a token, and DIET maps sequence- and sentence-level sparse features through separate
-dense layers, so they need not have the same width (zero sequence columns cost DIET ~2 s an epoch).
+dense layers, so they need not have the same width (a first version with all-zero sequence columns
+and no `min_count` made DIET's epochs 10.5 s instead of 8.4 s in a cold `rasa train`).
 """
 
 from __future__ import annotations

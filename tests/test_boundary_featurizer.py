@@ -6,11 +6,9 @@ messages tokenized by Rasa's own JiebaTokenizer, so no trained Rasa model is nee
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.test_fast_load import RASA_PYTHON, ROOT, run_in_rasa
+from tests.test_fast_load import RASA_PYTHON, pipeline_names, run_in_rasa
 
 PROBE = r"""
 import json, tempfile
@@ -141,8 +139,6 @@ def test_untrained_featurizer_adds_nothing_and_config_is_checked(probe):
 
 
 def test_pipeline_puts_boundary_features_before_the_classifiers():
-    text = (ROOT / "config.yml").read_text(encoding="utf-8")
-    pipeline_part = text.split("\npipeline:", 1)[1].split("\npolicies:", 1)[0]
-    pipeline = re.findall(r"^  - name: (\S+)", pipeline_part, flags=re.M)
+    pipeline = pipeline_names()
     boundary = pipeline.index("bot.boundary_featurizer.BoundaryFeaturizer")
     assert pipeline.index("JiebaTokenizer") < boundary < pipeline.index("DIETClassifier")

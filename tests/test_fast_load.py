@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,13 @@ async def probe():
 nlu, ted = asyncio.run(probe())
 print(json.dumps({"seconds": seconds, "patched": RasaModel.load.__func__.__module__, "nlu": nlu, "ted": ted}))
 """
+
+
+def pipeline_names() -> list[str]:
+    """The component names of config.yml's NLU pipeline, in order."""
+    text = (ROOT / "config.yml").read_text(encoding="utf-8")
+    pipeline_part = text.split("\npipeline:", 1)[1].split("\npolicies:", 1)[0]
+    return re.findall(r"^  - name: (\S+)", pipeline_part, flags=re.M)
 
 
 def run_in_rasa(code: str, *args: str, timeout: float = 600, **env: str) -> dict:

@@ -6,11 +6,9 @@ hand-made messages with sparse sentence features, so no trained Rasa model is ne
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.test_fast_load import RASA_PYTHON, ROOT, run_in_rasa
+from tests.test_fast_load import RASA_PYTHON, pipeline_names, run_in_rasa
 
 PROBE = r"""
 import json, sys, tempfile
@@ -177,9 +175,7 @@ def test_ranking_length_explain_and_config_check(probe):
 
 
 def test_pipeline_order_keeps_the_crisis_rule_last_among_intent_classifiers():
-    text = (ROOT / "config.yml").read_text(encoding="utf-8")
-    pipeline_part = text.split("\npipeline:", 1)[1].split("\npolicies:", 1)[0]
-    pipeline = re.findall(r"^  - name: (\S+)", pipeline_part, flags=re.M)
+    pipeline = pipeline_names()
     diet = pipeline.index("DIETClassifier")
     ensemble = pipeline.index("bot.intent_ensemble.IntentEnsemble")
     crisis = pipeline.index("bot.crisis_keywords.CrisisKeywordClassifier")
