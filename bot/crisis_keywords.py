@@ -32,13 +32,15 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import fast_load
+from bot import fast_load, fast_train
 
-# This module is imported whenever Rasa reads our model's graph, before any component loads: the place
-# to make DIET's load build its weights eagerly and to validate action-server responses with a compiled
-# schema (see bot/fast_load.py and benchmarks/nlu/LOAD_TIME.md).
+# This module is imported whenever Rasa reads our model's graph, before any component trains or loads: the
+# place to make DIET's load build its weights eagerly, to validate action-server responses with a compiled
+# schema (see bot/fast_load.py and benchmarks/nlu/LOAD_TIME.md) and to train without tf.data's idle wait
+# at each epoch's end (bot/fast_train.py).
 fast_load.install()
 fast_load.install_action_validation()
+fast_train.install()
 
 _FILE = "patterns.json"
 
