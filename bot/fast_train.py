@@ -10,7 +10,7 @@ autotuning on (the default) each iterator starts a background "model" thread tha
 optimisation rounds, and destroying the iterator waits for that thread to wake up. Caught in the act with
 gdb on a 5-fold CV of our config (benchmarks/nlu/TUNING.md, round 8): the main thread in
 `RootDataset::Iterator::~Iterator` waiting for `model::Model::OptimizeLoop`, the process at 0 % CPU for 2–3 s
-after most epochs and once for 22 s: up to a minute of a 160 s DIET training spent asleep.
+after most epochs and at times for 22 or 47 s: up to a minute of a 160 s DIET training spent asleep.
 
 The fix: the dataset gets `options.autotune.enabled = False`. There is nothing for autotuning to tune in this
 pipeline (a Python generator and a fixed one-batch prefetch); the batches, their order and every step of
