@@ -33,8 +33,21 @@ logger = logging.getLogger(__name__)
 _INSTALLED = False
 
 
-def enabled() -> bool:
-    return os.environ.get("ZHANYOU_RASA_FAST_LOAD", "1").strip().lower() not in {"0", "false", "no", "off"}
+def enabled(switch: str = "ZHANYOU_RASA_FAST_LOAD") -> bool:
+    """False when the environment variable `switch` says 0/false/no/off (on by default)."""
+    return os.environ.get(switch, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def may_patch(switch: str, what: str) -> bool:
+    """True if the switch is on and this is the Rasa 3.6 series our patches were written against."""
+    if not enabled(switch):
+        return False
+    import rasa
+
+    if not rasa.__version__.startswith("3.6."):
+        logger.warning("bot: written for Rasa 3.6, found %s; stock %s kept", rasa.__version__, what)
+        return False
+    return True
 
 
 def install() -> bool:
@@ -42,14 +55,7 @@ def install() -> bool:
     global _INSTALLED
     if _INSTALLED:
         return True
-    if not enabled():
-        return False
-    import rasa
-
-    if not rasa.__version__.startswith("3.6."):
-        logger.warning(
-            "bot.fast_load: written for Rasa 3.6, found %s; stock model loading kept", rasa.__version__
-        )
+    if not may_patch("ZHANYOU_RASA_FAST_LOAD", "model loading"):
         return False
 
     import tensorflow as tf
@@ -109,11 +115,7 @@ def install_action_validation() -> bool:
     benchmarks/nlu/LOAD_TIME.md, per-turn section). Same verdict and same error (`best_match`, as
     `jsonschema.validate` raises), same message Rasa appends.
     """
-    if not enabled():
-        return False
-    import rasa
-
-    if not rasa.__version__.startswith("3.6."):
+    if not may_patch("ZHANYOU_RASA_FAST_LOAD", "action-response validation"):
         return False
     from jsonschema import ValidationError, validators
     from jsonschema.exceptions import best_match

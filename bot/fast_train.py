@@ -20,17 +20,11 @@ touched. `ZHANYOU_RASA_FAST_TRAIN=0` keeps the stock behaviour (for comparison).
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from bot.fast_load import may_patch
 
 _INSTALLED = False
-
-
-def enabled() -> bool:
-    return os.environ.get("ZHANYOU_RASA_FAST_TRAIN", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def install() -> bool:
@@ -38,14 +32,7 @@ def install() -> bool:
     global _INSTALLED
     if _INSTALLED:
         return True
-    if not enabled():
-        return False
-    import rasa
-
-    if not rasa.__version__.startswith("3.6."):
-        logger.warning(
-            "bot.fast_train: written for Rasa 3.6, found %s; stock training kept", rasa.__version__
-        )
+    if not may_patch("ZHANYOU_RASA_FAST_TRAIN", "training"):
         return False
 
     import tensorflow as tf
