@@ -300,6 +300,9 @@ def main() -> int:
         f"--cross-validation --folds {args.folds} --out /tmp/cv",
         ".venv-rasa/bin/rasa test nlu --nlu benchmarks/nlu/holdout.yml --model /tmp/m/nlu.tar.gz "
         "--successes --out /tmp/holdout",
+        "# the time budgets: cold full training per component (with and without bot/fast_train.py), model load",
+        "bash benchmarks/nlu/train_time.sh",
+        "bash benchmarks/nlu/load_time.sh",
         "```",
         "",
     ]
