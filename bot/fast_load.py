@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 _INSTALLED = False
 
 
-def enabled(switch: str = "ZHANYOU_RASA_FAST_LOAD") -> bool:
+def enabled(switch: str) -> bool:
     """False when the environment variable `switch` says 0/false/no/off (on by default)."""
     return os.environ.get(switch, "1").strip().lower() not in {"0", "false", "no", "off"}
 
